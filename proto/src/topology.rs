@@ -1,0 +1,206 @@
+//! Every JetStream stream, consumer and KV bucket of slurm-actions.
+//!
+//! [`crate::Contract::ensure_topology`] creates them or brings an existing
+//! one's configuration in line, so any service may start first.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{consumer, kv, stream};
+
+use crate::subjects;
+
+/// Stream of demand: `QueuedJob` and `JobStatusChange`, in publication order,
+/// so the scheduler sees a job's status change after the job.
+pub const JOBS_STREAM: &str = "GHA_JOBS";
+
+/// Runner lifecycle events from the launchers.
+pub const RUNNER_EVENTS_STREAM: &str = "GHA_RUNNER_EVENTS";
+
+/// Unpack requests, consumed once each by the unpacker.
+pub const UNPACK_STREAM: &str = "GHA_UNPACK";
+
+/// Messages consumers gave up on, with the reason in a header.
+pub const DEAD_LETTER_STREAM: &str = "GHA_DEAD_LETTER";
+
+/// The scheduler's job state, key = GitHub job id.
+pub const JOBS_BUCKET: &str = "gha_jobs";
+
+/// Durable consumer of the scheduler on [`JOBS_STREAM`].
+pub const SCHEDULER_JOBS_CONSUMER: &str = "gha-scheduler";
+
+/// Durable consumer of the scheduler on [`RUNNER_EVENTS_STREAM`].
+pub const SCHEDULER_RUNNER_EVENTS_CONSUMER: &str = "gha-scheduler-runner-events";
+
+/// Durable consumer of the unpacker on [`UNPACK_STREAM`].
+pub const UNPACKER_CONSUMER: &str = "gha-unpacker";
+
+/// How long `Nats-Msg-Id` deduplication remembers an id on [`JOBS_STREAM`].
+/// GitHub cancels a job queued for 24 h, so a poll that sees the same queued
+/// job again within a day publishes nothing new.
+pub const JOBS_DEDUP_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// [`JOBS_STREAM`]: kept a week for operators to inspect; limits retention so
+/// more than one consumer (the scheduler, a person's ad-hoc one) can read it.
+pub fn jobs_stream() -> stream::Config {
+    stream::Config {
+        name: JOBS_STREAM.into(),
+        description: Some("Queued GitHub jobs and their status changes (gha-poller -> gha-scheduler)".into()),
+        subjects: vec![subjects::JOBS_ALL.into()],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        max_age: 7 * DAY,
+        duplicate_window: JOBS_DEDUP_WINDOW,
+        ..Default::default()
+    }
+}
+
+/// [`RUNNER_EVENTS_STREAM`]: a day of launcher events.
+pub fn runner_events_stream() -> stream::Config {
+    stream::Config {
+        name: RUNNER_EVENTS_STREAM.into(),
+        description: Some("Runner lifecycle events (gha-runner-launcher -> gha-scheduler)".into()),
+        subjects: vec![subjects::RUNNER_EVENTS_ALL.into()],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        max_age: DAY,
+        duplicate_window: Duration::from_secs(3600),
+        ..Default::default()
+    }
+}
+
+/// [`UNPACK_STREAM`]: a work queue; the unpacker is its one consumer.
+pub fn unpack_stream() -> stream::Config {
+    stream::Config {
+        name: UNPACK_STREAM.into(),
+        description: Some("Image unpack requests (CI workflows -> gha-unpacker)".into()),
+        subjects: vec![subjects::UNPACK_REQUESTS.into()],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        max_age: DAY,
+        duplicate_window: Duration::from_secs(3600),
+        ..Default::default()
+    }
+}
+
+/// [`DEAD_LETTER_STREAM`]: kept a month; nothing consumes it but people.
+pub fn dead_letter_stream() -> stream::Config {
+    stream::Config {
+        name: DEAD_LETTER_STREAM.into(),
+        description: Some("Messages a consumer gave up on; see the Gha-Dead-Reason header".into()),
+        subjects: vec![subjects::DEAD_LETTERS_ALL.into()],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        max_age: 30 * DAY,
+        ..Default::default()
+    }
+}
+
+/// Every stream, in the order they are created.
+pub fn streams() -> Vec<stream::Config> {
+    vec![
+        jobs_stream(),
+        runner_events_stream(),
+        unpack_stream(),
+        dead_letter_stream(),
+    ]
+}
+
+/// Times a message is delivered before a consumer must dead-letter it.
+pub const MAX_DELIVER: i64 = 10;
+
+/// A durable pull consumer with explicit acks.
+///
+/// `ack_wait` is per message and starts at delivery: consumers fetch small
+/// batches and report progress on long work.
+pub fn durable_pull(name: &str, description: &str, ack_wait: Duration) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(name.into()),
+        description: Some(description.into()),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait,
+        max_deliver: MAX_DELIVER,
+        max_ack_pending: 1000,
+        deliver_policy: consumer::DeliverPolicy::All,
+        ..Default::default()
+    }
+}
+
+/// The scheduler's consumer of [`JOBS_STREAM`].
+pub fn scheduler_jobs_consumer() -> consumer::pull::Config {
+    durable_pull(
+        SCHEDULER_JOBS_CONSUMER,
+        "gha-scheduler: demand and its withdrawal",
+        Duration::from_secs(30),
+    )
+}
+
+/// The scheduler's consumer of [`RUNNER_EVENTS_STREAM`].
+pub fn scheduler_runner_events_consumer() -> consumer::pull::Config {
+    durable_pull(
+        SCHEDULER_RUNNER_EVENTS_CONSUMER,
+        "gha-scheduler: runner lifecycle",
+        Duration::from_secs(30),
+    )
+}
+
+/// The unpacker's consumer of [`UNPACK_STREAM`]: unpacking takes minutes,
+/// and the unpacker reports progress to extend the deadline.
+pub fn unpacker_consumer() -> consumer::pull::Config {
+    durable_pull(
+        UNPACKER_CONSUMER,
+        "gha-unpacker: unpack requests",
+        Duration::from_secs(120),
+    )
+}
+
+/// [`JOBS_BUCKET`]: job state, a few revisions of history for debugging,
+/// kept two weeks after the last write.
+pub fn jobs_bucket() -> kv::Config {
+    kv::Config {
+        bucket: JOBS_BUCKET.into(),
+        description: "gha-scheduler job state; key = GitHub job id; JobState protobuf".into(),
+        history: 5,
+        max_age: 14 * DAY,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
+/// Every KV bucket.
+pub fn buckets() -> Vec<kv::Config> {
+    vec![jobs_bucket()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_subjects_do_not_overlap() {
+        let streams = streams();
+        for (i, a) in streams.iter().enumerate() {
+            for b in &streams[i + 1..] {
+                for sa in &a.subjects {
+                    for sb in &b.subjects {
+                        let pa = sa.trim_end_matches('>').split('.').next();
+                        let pb = sb.trim_end_matches('>').split('.').next();
+                        assert!(
+                            !(sa == sb || (pa == pb && sa.split('.').nth(1) == sb.split('.').nth(1))),
+                            "{} ({sa}) overlaps {} ({sb})",
+                            a.name,
+                            b.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dedup_window_fits_in_the_jobs_stream_age() {
+        let jobs = jobs_stream();
+        assert!(jobs.duplicate_window <= jobs.max_age);
+    }
+}

@@ -1,0 +1,19 @@
+//! Test support for slurm-actions: real servers started per test, and
+//! bounded waiting instead of sleeps.
+//!
+//! - [`NatsServer`]: a JetStream `nats-server` on a free loopback port, killed
+//!   and its store removed on drop (kept, with its log, when the test fails).
+//! - [`Slurm`]: the single-node Slurm of `deploy/local/slurm`, started once
+//!   and shared by the test run.
+//! - [`eventually`] / [`eventually_blocking`]: poll a condition with a
+//!   deadline.
+#![forbid(unsafe_code)]
+
+pub mod eventually;
+pub mod nats;
+pub mod paths;
+pub mod slurm;
+
+pub use eventually::{eventually, eventually_blocking};
+pub use nats::NatsServer;
+pub use slurm::Slurm;
