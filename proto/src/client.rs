@@ -107,13 +107,25 @@ impl Contract {
     }
 
     /// Answers a request on its reply subject.
-    pub async fn reply<M: Envelope>(&self, reply: Subject, message: &M) -> Result<(), ContractError> {
+    pub async fn reply<M: Envelope>(
+        &self,
+        reply: Subject,
+        message: &M,
+    ) -> Result<(), ContractError> {
         self.publish_core(reply.to_string(), message).await
     }
 
-    async fn publish_core<M: Envelope>(&self, subject: String, message: &M) -> Result<(), ContractError> {
+    async fn publish_core<M: Envelope>(
+        &self,
+        subject: String,
+        message: &M,
+    ) -> Result<(), ContractError> {
         self.client
-            .publish_with_headers(subject.clone(), message.headers(), message.encode_to_vec().into())
+            .publish_with_headers(
+                subject.clone(),
+                message.headers(),
+                message.encode_to_vec().into(),
+            )
             .await
             .map_err(|err| ContractError::Publish {
                 subject,
@@ -178,8 +190,11 @@ impl Contract {
 
     /// The scheduler's side of JIT-config requests.
     pub async fn serve_jit_config(&self) -> Result<Requests<JitConfigRequest>, ContractError> {
-        self.serve(subjects::SCHEDULER_JITCONFIG, subjects::SCHEDULER_QUEUE_GROUP)
-            .await
+        self.serve(
+            subjects::SCHEDULER_JITCONFIG,
+            subjects::SCHEDULER_QUEUE_GROUP,
+        )
+        .await
     }
 
     /// Opens (creating if needed) the durable consumer `config` on `stream`.
@@ -212,7 +227,10 @@ impl Contract {
     }
 
     /// The scheduler's consumer of demand.
-    pub async fn scheduler_jobs(&self, batch: usize) -> Result<TypedConsumer<JobEvent>, ContractError> {
+    pub async fn scheduler_jobs(
+        &self,
+        batch: usize,
+    ) -> Result<TypedConsumer<JobEvent>, ContractError> {
         self.consumer(
             topology::JOBS_STREAM,
             topology::scheduler_jobs_consumer(),
@@ -231,14 +249,14 @@ impl Contract {
         &self,
         bucket: &str,
     ) -> Result<TypedKv<M>, ContractError> {
-        let store = self
-            .jetstream
-            .get_key_value(bucket)
-            .await
-            .map_err(|err| ContractError::Topology {
-                what: format!("bucket {bucket}"),
-                source: err.into(),
-            })?;
+        let store =
+            self.jetstream
+                .get_key_value(bucket)
+                .await
+                .map_err(|err| ContractError::Topology {
+                    what: format!("bucket {bucket}"),
+                    source: err.into(),
+                })?;
         Ok(TypedKv::new(store, bucket))
     }
 }

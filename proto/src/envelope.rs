@@ -274,7 +274,10 @@ mod tests {
 
     #[test]
     fn runner_events_name_their_kind_in_snake_case() {
-        assert_eq!(runner_event_name(RunnerEventKind::JobStarted as i32), "job_started");
+        assert_eq!(
+            runner_event_name(RunnerEventKind::JobStarted as i32),
+            "job_started"
+        );
         assert_eq!(runner_event_name(99), "unknown_99");
         let event = RunnerEvent {
             slurm_job_id: 8,

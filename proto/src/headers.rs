@@ -73,7 +73,10 @@ mod tests {
     fn line_breaks_cannot_end_the_header_block() {
         let mut headers = HeaderMap::new();
         insert(&mut headers, REPOSITORY, "evil\r\nNats-Msg-Id: 1");
-        assert_eq!(get(Some(&headers), REPOSITORY), Some("evil  Nats-Msg-Id: 1"));
+        assert_eq!(
+            get(Some(&headers), REPOSITORY),
+            Some("evil  Nats-Msg-Id: 1")
+        );
     }
 
     #[test]

@@ -5,10 +5,13 @@
 //!   and its store removed on drop (kept, with its log, when the test fails).
 //! - [`Slurm`]: the single-node Slurm of `deploy/local/slurm`, started once
 //!   and shared by the test run.
-//! - [`eventually`] / [`eventually_blocking`]: poll a condition with a
+//! - [`cli`]: the checks every binary passes (`--help`, `--version`, honest
+//!   refusal of what it does not do yet).
+//! - [`eventually()`] / [`eventually_blocking()`]: poll a condition with a
 //!   deadline.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod eventually;
 pub mod nats;
 pub mod paths;

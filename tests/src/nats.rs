@@ -56,7 +56,10 @@ impl NatsServer {
     }
 
     fn dir(&self) -> &Path {
-        self.dir.as_ref().expect("directory exists until drop").path()
+        self.dir
+            .as_ref()
+            .expect("directory exists until drop")
+            .path()
     }
 
     /// The JetStream store directory.

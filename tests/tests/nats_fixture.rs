@@ -30,7 +30,11 @@ async fn restart_keeps_the_store_and_the_port() {
         })
         .await
         .unwrap();
-        js.publish("keep.one", "1".into()).await.unwrap().await.unwrap();
+        js.publish("keep.one", "1".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
     }
     server.restart().unwrap();
     assert_eq!(server.port(), port);

@@ -11,7 +11,11 @@ fn a_batch_job_reaches_completed_through_squeue() {
     let marker = out.path().join("ran");
     let output = slurm
         .command("sbatch")
-        .args(["--parsable", "--job-name=gha-fixture-test", "--output=/dev/null"])
+        .args([
+            "--parsable",
+            "--job-name=gha-fixture-test",
+            "--output=/dev/null",
+        ])
         .arg(format!("--wrap=echo ran > {}", marker.display()))
         .output()
         .expect("sbatch runs");
@@ -34,8 +38,11 @@ fn a_batch_job_reaches_completed_through_squeue() {
         if seen.last() != Some(&state) {
             seen.push(state.clone());
         }
-        matches!(state.as_str(), "COMPLETED" | "FAILED" | "CANCELLED" | "TIMEOUT" | "NODE_FAIL")
-            .then_some(state)
+        matches!(
+            state.as_str(),
+            "COMPLETED" | "FAILED" | "CANCELLED" | "TIMEOUT" | "NODE_FAIL"
+        )
+        .then_some(state)
     })
     .expect("job finished");
     assert_eq!(finished, "COMPLETED", "states seen: {seen:?}");
