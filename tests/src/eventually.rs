@@ -17,8 +17,40 @@ pub struct TimedOut {
 
 const FIRST_INTERVAL: Duration = Duration::from_millis(10);
 
-fn next_interval(current: Duration, deadline: Duration) -> Duration {
-    (current * 2).min(deadline / 10).max(FIRST_INTERVAL)
+/// The schedule of one wait: when to check next, and when to give up.
+struct Schedule<'a> {
+    what: &'a str,
+    start: Instant,
+    deadline: Duration,
+    interval: Duration,
+}
+
+impl<'a> Schedule<'a> {
+    fn new(what: &'a str, deadline: Duration) -> Self {
+        Self {
+            what,
+            start: Instant::now(),
+            deadline,
+            interval: FIRST_INTERVAL,
+        }
+    }
+
+    /// How long to wait before the next check, or the error if the deadline
+    /// has passed.
+    fn next_wait(&mut self) -> Result<Duration, TimedOut> {
+        let waited = self.start.elapsed();
+        if waited >= self.deadline {
+            return Err(TimedOut {
+                what: self.what.into(),
+                waited,
+            });
+        }
+        let wait = self.interval.min(self.deadline - waited);
+        self.interval = (self.interval * 2)
+            .min(self.deadline / 10)
+            .max(FIRST_INTERVAL);
+        Ok(wait)
+    }
 }
 
 /// Polls the async `check` until it returns `Some`, for at most `deadline`.
@@ -31,21 +63,12 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let start = Instant::now();
-    let mut interval = FIRST_INTERVAL;
+    let mut schedule = Schedule::new(what, deadline);
     loop {
         if let Some(value) = check().await {
             return Ok(value);
         }
-        let waited = start.elapsed();
-        if waited >= deadline {
-            return Err(TimedOut {
-                what: what.into(),
-                waited,
-            });
-        }
-        tokio::time::sleep(interval.min(deadline - waited)).await;
-        interval = next_interval(interval, deadline);
+        tokio::time::sleep(schedule.next_wait()?).await;
     }
 }
 
@@ -56,21 +79,12 @@ pub fn eventually_blocking<T>(
     deadline: Duration,
     mut check: impl FnMut() -> Option<T>,
 ) -> Result<T, TimedOut> {
-    let start = Instant::now();
-    let mut interval = FIRST_INTERVAL;
+    let mut schedule = Schedule::new(what, deadline);
     loop {
         if let Some(value) = check() {
             return Ok(value);
         }
-        let waited = start.elapsed();
-        if waited >= deadline {
-            return Err(TimedOut {
-                what: what.into(),
-                waited,
-            });
-        }
-        std::thread::sleep(interval.min(deadline - waited));
-        interval = next_interval(interval, deadline);
+        std::thread::sleep(schedule.next_wait()?);
     }
 }
 
