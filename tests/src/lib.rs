@@ -13,6 +13,8 @@
 
 pub mod cli;
 pub mod eventually;
+pub mod fake_runner;
+pub mod github;
 pub mod nats;
 pub mod paths;
 pub mod slurm;
