@@ -1,0 +1,308 @@
+//! Runners against the emulator, end to end: a JIT config minted over REST,
+//! the `fake-runner` binary connecting with it, jobs assigned by labels and
+//! `needs:`, cancellation and signals.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use gha_testkit::eventually;
+use gha_testkit::github::{Conclusion, GitHubEmulator, JobSpec, JobStatus, Step, WorkflowSpec};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+const REPO: &str = "acme/widgets";
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A `fake-runner` process and its stdout, line by line.
+struct FakeRunner {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+    seen: Vec<String>,
+}
+
+impl FakeRunner {
+    fn start(jitconfig: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fake-runner"))
+            .env("ACTIONS_RUNNER_INPUT_JITCONFIG", jitconfig)
+            .args(["--poll-wait-ms", "2000", "--progress-interval-ms", "50"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line containing `text`; returns it.
+    async fn expect_line(&mut self, text: &str) -> String {
+        loop {
+            match tokio::time::timeout(DEADLINE, self.lines.next_line()).await {
+                Ok(Ok(Some(line))) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                other => panic!("no line with {text:?} ({other:?}); saw {:#?}", self.seen),
+            }
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.child.id().unwrap().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    async fn wait(mut self) -> (i32, String) {
+        let status = tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .expect("fake-runner exits")
+            .unwrap();
+        let mut stderr = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .await
+            .unwrap();
+        (status.code().unwrap_or(-1), stderr)
+    }
+}
+
+async fn jit_config(emulator: &GitHubEmulator, name: &str, labels: &[&str]) -> String {
+    let response: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/repos/{REPO}/actions/runners/generate-jitconfig",
+            emulator.url()
+        ))
+        .bearer_auth(emulator.token())
+        .json(&json!({"name": name, "runner_group_id": 1, "labels": labels}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    response["encoded_jit_config"].as_str().unwrap().to_string()
+}
+
+async fn runner_status(emulator: &GitHubEmulator, name: &str) -> Option<(String, bool)> {
+    let runners: Value = reqwest::Client::new()
+        .get(format!("{}/repos/{REPO}/actions/runners", emulator.url()))
+        .bearer_auth(emulator.token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    runners["runners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|runner| runner["name"] == name)
+        .map(|runner| {
+            (
+                runner["status"].as_str().unwrap().to_string(),
+                runner["busy"].as_bool().unwrap(),
+            )
+        })
+}
+
+async fn wait_run(emulator: &GitHubEmulator, run_id: u64) -> Option<Conclusion> {
+    eventually("the run to complete", DEADLINE, || async {
+        let (status, conclusion) = emulator.run_status(run_id);
+        (status == JobStatus::Completed).then_some(conclusion)
+    })
+    .await
+    .unwrap()
+}
+
+async fn emulator() -> GitHubEmulator {
+    let emulator = GitHubEmulator::start().await.unwrap();
+    emulator.add_repo(REPO);
+    emulator
+}
+
+#[tokio::test]
+async fn a_jit_runner_goes_online_runs_one_job_and_is_removed() {
+    let emulator = emulator().await;
+    let config = jit_config(&emulator, "gha-node1-1", &["self-hosted", "slurm"]).await;
+    let mut runner = FakeRunner::start(&config);
+    runner.expect_line("Listening for Jobs").await;
+    let online = eventually("the runner online", DEADLINE, || async {
+        runner_status(&emulator, "gha-node1-1")
+            .await
+            .filter(|(status, busy)| status == "online" && !busy)
+    })
+    .await;
+    assert!(online.is_ok());
+
+    let run_id = emulator
+        .create_run(
+            REPO,
+            WorkflowSpec::new(
+                "CI",
+                vec![JobSpec::new("build", &["slurm"]).steps(vec![
+                    Step::Run {
+                        command: "true".into(),
+                    },
+                    Step::Sleep { ms: 10 },
+                ])],
+            ),
+        )
+        .unwrap();
+    runner.expect_line("Running job: build").await;
+    let done = runner
+        .expect_line("Job build completed with result: Succeeded")
+        .await;
+    assert!(
+        done.len() > 22 && done.as_bytes()[10] == b' ' && done[..22].ends_with("Z: "),
+        "timestamp prefix: {done}"
+    );
+    let (code, _) = runner.wait().await;
+    assert_eq!(code, 0);
+    assert_eq!(wait_run(&emulator, run_id).await, Some(Conclusion::Success));
+    let job = &emulator.run_jobs(run_id, false)[0];
+    assert_eq!(job.runner.as_ref().unwrap().1, "gha-node1-1");
+    assert_eq!(
+        runner_status(&emulator, "gha-node1-1").await,
+        None,
+        "ephemeral runner removed"
+    );
+}
+
+#[tokio::test]
+async fn a_jit_config_used_once_is_refused_the_second_time() {
+    let emulator = emulator().await;
+    let config = jit_config(&emulator, "r1", &["slurm"]).await;
+    let mut first = FakeRunner::start(&config);
+    first.expect_line("Listening for Jobs").await;
+    let second = FakeRunner::start(&config);
+    let (code, stderr) = second.wait().await;
+    assert_ne!(code, 0);
+    assert!(stderr.contains("already used"), "{stderr}");
+}
+
+#[tokio::test]
+async fn jobs_with_needs_run_in_order_on_two_runners() {
+    let emulator = emulator().await;
+    let run_id = emulator
+        .create_run(
+            REPO,
+            WorkflowSpec::new(
+                "CI",
+                vec![
+                    JobSpec::new("build", &["slurm"]),
+                    JobSpec::new("test", &["slurm"]).needs(&["build"]),
+                ],
+            ),
+        )
+        .unwrap();
+    let mut first = FakeRunner::start(&jit_config(&emulator, "r1", &["slurm"]).await);
+    first.expect_line("Running job: build").await;
+    let mut second = FakeRunner::start(&jit_config(&emulator, "r2", &["slurm"]).await);
+    second.expect_line("Running job: test").await;
+    second
+        .expect_line("Job test completed with result: Succeeded")
+        .await;
+    assert_eq!(wait_run(&emulator, run_id).await, Some(Conclusion::Success));
+    let jobs = emulator.run_jobs(run_id, false);
+    let build = jobs.iter().find(|job| job.spec.name == "build").unwrap();
+    let test = jobs.iter().find(|job| job.spec.name == "test").unwrap();
+    assert!(test.started_at.unwrap() >= build.completed_at.unwrap());
+}
+
+#[tokio::test]
+async fn cancelling_the_run_stops_a_hanging_job() {
+    let emulator = emulator().await;
+    let run_id = emulator
+        .create_run(
+            REPO,
+            WorkflowSpec::new(
+                "CI",
+                vec![JobSpec::new("soak", &["slurm"]).steps(vec![Step::Hang])],
+            ),
+        )
+        .unwrap();
+    let mut runner = FakeRunner::start(&jit_config(&emulator, "r1", &["slurm"]).await);
+    runner.expect_line("Running job: soak").await;
+    emulator.cancel_run(run_id).unwrap();
+    runner
+        .expect_line("Job soak completed with result: Canceled")
+        .await;
+    assert_eq!(
+        wait_run(&emulator, run_id).await,
+        Some(Conclusion::Cancelled)
+    );
+}
+
+#[tokio::test]
+async fn a_failing_step_fails_the_job() {
+    let emulator = emulator().await;
+    let run_id = emulator
+        .create_run(
+            REPO,
+            WorkflowSpec::new(
+                "CI",
+                vec![JobSpec::new("lint", &["slurm"]).steps(vec![Step::Run {
+                    command: "exit 3".into(),
+                }])],
+            ),
+        )
+        .unwrap();
+    let mut runner = FakeRunner::start(&jit_config(&emulator, "r1", &["slurm"]).await);
+    runner
+        .expect_line("Job lint completed with result: Failed")
+        .await;
+    assert_eq!(wait_run(&emulator, run_id).await, Some(Conclusion::Failure));
+}
+
+#[tokio::test]
+async fn sigterm_while_idle_exits_cleanly_and_the_runner_goes_offline() {
+    let emulator = emulator().await;
+    let mut runner = FakeRunner::start(&jit_config(&emulator, "r1", &["slurm"]).await);
+    runner.expect_line("Listening for Jobs").await;
+    runner.signal("-TERM");
+    runner.expect_line("Exiting...").await;
+    let (code, _) = runner.wait().await;
+    assert_eq!(code, 0);
+    let status = runner_status(&emulator, "r1").await.unwrap();
+    assert_eq!(status, ("offline".to_string(), false));
+}
+
+#[tokio::test]
+async fn sigterm_during_a_job_cancels_it() {
+    let emulator = emulator().await;
+    let run_id = emulator
+        .create_run(
+            REPO,
+            WorkflowSpec::new(
+                "CI",
+                vec![JobSpec::new("soak", &["slurm"]).steps(vec![Step::Hang])],
+            ),
+        )
+        .unwrap();
+    let mut runner = FakeRunner::start(&jit_config(&emulator, "r1", &["slurm"]).await);
+    runner.expect_line("Running job: soak").await;
+    runner.signal("-TERM");
+    runner
+        .expect_line("Job soak completed with result: Canceled")
+        .await;
+    runner.expect_line("Exiting...").await;
+    assert_eq!(runner.wait().await.0, 0);
+    assert_eq!(
+        wait_run(&emulator, run_id).await,
+        Some(Conclusion::Cancelled)
+    );
+}
