@@ -460,3 +460,65 @@ async fn bad_jitconfig_input_is_422_and_a_duplicate_name_409() {
     );
     assert_eq!(post(body).await.unwrap().status(), StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn org_repositories_are_listed_and_org_runners_registered() {
+    let emulator = emulator().await;
+    emulator.add_repo("acme/gadgets");
+    emulator.add_user_repo("someone/else");
+    let repos: Value = get(&emulator, "/orgs/acme/repos")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut names: Vec<&str> = repos
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|repo| repo["full_name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["acme/gadgets", "acme/widgets"]);
+    assert_eq!(repos[0]["owner"]["type"], "Organization");
+    assert_eq!(
+        get(&emulator, "/orgs/nobody/repos")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    let created = client()
+        .post(format!(
+            "{}/orgs/acme/actions/runners/generate-jitconfig",
+            emulator.url()
+        ))
+        .bearer_auth(emulator.token())
+        .json(&serde_json::json!({"name": "org-runner", "runner_group_id": 1, "labels": ["slurm"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let runners: Value = get(&emulator, "/orgs/acme/actions/runners")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(runners["total_count"], 1);
+    assert_eq!(runners["runners"][0]["labels"][0]["name"], "slurm");
+    assert_eq!(runners["runners"][0]["labels"][0]["type"], "custom");
+    // The repository's own runner list does not include organisation runners.
+    let repo_runners: Value = get(&emulator, "/repos/acme/widgets/actions/runners")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(repo_runners["total_count"], 0);
+}

@@ -23,8 +23,28 @@ struct FakeRunner {
 
 impl FakeRunner {
     fn start(jitconfig: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fake-runner"))
-            .env("ACTIONS_RUNNER_INPUT_JITCONFIG", jitconfig)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fake-runner"));
+        command.env("ACTIONS_RUNNER_INPUT_JITCONFIG", jitconfig);
+        Self::spawn(command)
+    }
+
+    /// Registers with a registration token instead of a JIT config.
+    fn register(server_url: &str, token: &str, name: &str, labels: &str) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fake-runner"));
+        command.env("ACTIONS_RUNNER_INPUT_TOKEN", token).args([
+            "--url",
+            server_url,
+            "--name",
+            name,
+            "--labels",
+            labels,
+            "--ephemeral",
+        ]);
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .args(["--poll-wait-ms", "2000", "--progress-interval-ms", "50"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -305,4 +325,42 @@ async fn sigterm_during_a_job_cancels_it() {
         wait_run(&emulator, run_id).await,
         Some(Conclusion::Cancelled)
     );
+}
+
+#[tokio::test]
+async fn a_runner_registered_with_a_registration_token_gets_the_default_labels() {
+    let emulator = emulator().await;
+    let token: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/repos/{REPO}/actions/runners/registration-token",
+            emulator.url()
+        ))
+        .bearer_auth(emulator.token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["token"].as_str().unwrap();
+    let run_id = emulator
+        .create_run(
+            REPO,
+            WorkflowSpec::new(
+                "CI",
+                vec![JobSpec::new("build", &["self-hosted", "linux", "slurm"])],
+            ),
+        )
+        .unwrap();
+    let mut runner = FakeRunner::register(
+        &format!("{}/_runner", emulator.url()),
+        token,
+        "reg-1",
+        "slurm",
+    );
+    runner
+        .expect_line("Job build completed with result: Succeeded")
+        .await;
+    assert_eq!(runner.wait().await.0, 0);
+    assert_eq!(wait_run(&emulator, run_id).await, Some(Conclusion::Success));
 }
