@@ -36,6 +36,25 @@ fn get(emulator: &GitHubEmulator, path: &str) -> reqwest::RequestBuilder {
         .bearer_auth(emulator.token())
 }
 
+/// `POST <scope>/actions/runners/generate-jitconfig` with `body`, where
+/// `scope` is `/repos/o/r` or `/orgs/o`.
+async fn post_jitconfig(emulator: &GitHubEmulator, scope: &str, body: Value) -> reqwest::Response {
+    client()
+        .post(format!(
+            "{}{scope}/actions/runners/generate-jitconfig",
+            emulator.url()
+        ))
+        .bearer_auth(emulator.token())
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn jit_body(name: &str) -> Value {
+    serde_json::json!({"name": name, "runner_group_id": 1, "labels": ["slurm"]})
+}
+
 fn header(response: &reqwest::Response, name: &str) -> String {
     response
         .headers()
@@ -278,19 +297,10 @@ async fn posts_cost_five_points_and_hit_the_secondary_limit_with_retry_after() {
         ..RateLimitSettings::default()
     })
     .await;
-    let post = |name: &str| {
-        client()
-            .post(format!(
-                "{}/repos/acme/widgets/actions/runners/generate-jitconfig",
-                emulator.url()
-            ))
-            .bearer_auth(emulator.token())
-            .json(&serde_json::json!({"name": name, "runner_group_id": 1, "labels": ["slurm"]}))
-            .send()
-    };
-    assert_eq!(post("a").await.unwrap().status(), StatusCode::CREATED);
-    assert_eq!(post("b").await.unwrap().status(), StatusCode::CREATED);
-    let refused = post("c").await.unwrap();
+    let post = |name: &str| post_jitconfig(&emulator, "/repos/acme/widgets", jit_body(name));
+    assert_eq!(post("a").await.status(), StatusCode::CREATED);
+    assert_eq!(post("b").await.status(), StatusCode::CREATED);
+    let refused = post("c").await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert_eq!(header(&refused, "retry-after"), "7");
     let body: Value = refused.json().await.unwrap();
@@ -433,19 +443,8 @@ async fn deleting_an_unknown_runner_is_404() {
 #[tokio::test]
 async fn bad_jitconfig_input_is_422_and_a_duplicate_name_409() {
     let emulator = emulator().await;
-    let post = |body: Value| {
-        client()
-            .post(format!(
-                "{}/repos/acme/widgets/actions/runners/generate-jitconfig",
-                emulator.url()
-            ))
-            .bearer_auth(emulator.token())
-            .json(&body)
-            .send()
-    };
-    let missing = post(serde_json::json!({"name": "x", "labels": ["slurm"]}))
-        .await
-        .unwrap();
+    let post = |body: Value| post_jitconfig(&emulator, "/repos/acme/widgets", body);
+    let missing = post(serde_json::json!({"name": "x", "labels": ["slurm"]})).await;
     assert_eq!(missing.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         missing.json::<Value>().await.unwrap()["message"]
@@ -453,12 +452,8 @@ async fn bad_jitconfig_input_is_422_and_a_duplicate_name_409() {
             .unwrap()
             .contains("runner_group_id")
     );
-    let body = serde_json::json!({"name": "x", "runner_group_id": 1, "labels": ["slurm"]});
-    assert_eq!(
-        post(body.clone()).await.unwrap().status(),
-        StatusCode::CREATED
-    );
-    assert_eq!(post(body).await.unwrap().status(), StatusCode::CONFLICT);
+    assert_eq!(post(jit_body("x")).await.status(), StatusCode::CREATED);
+    assert_eq!(post(jit_body("x")).await.status(), StatusCode::CONFLICT);
 }
 
 #[tokio::test]
@@ -491,16 +486,7 @@ async fn org_repositories_are_listed_and_org_runners_registered() {
         404
     );
 
-    let created = client()
-        .post(format!(
-            "{}/orgs/acme/actions/runners/generate-jitconfig",
-            emulator.url()
-        ))
-        .bearer_auth(emulator.token())
-        .json(&serde_json::json!({"name": "org-runner", "runner_group_id": 1, "labels": ["slurm"]}))
-        .send()
-        .await
-        .unwrap();
+    let created = post_jitconfig(&emulator, "/orgs/acme", jit_body("org-runner")).await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let runners: Value = get(&emulator, "/orgs/acme/actions/runners")
         .send()

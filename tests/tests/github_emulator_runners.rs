@@ -148,6 +148,16 @@ async fn wait_run(emulator: &GitHubEmulator, run_id: u64) -> Option<Conclusion> 
     .unwrap()
 }
 
+/// Starts a run of one job `name` doing `steps`.
+fn one_job_run(emulator: &GitHubEmulator, name: &str, labels: &[&str], steps: Vec<Step>) -> u64 {
+    emulator
+        .create_run(
+            REPO,
+            WorkflowSpec::new("CI", vec![JobSpec::new(name, labels).steps(steps)]),
+        )
+        .unwrap()
+}
+
 async fn emulator() -> GitHubEmulator {
     let emulator = GitHubEmulator::start().await.unwrap();
     emulator.add_repo(REPO);
@@ -168,20 +178,17 @@ async fn a_jit_runner_goes_online_runs_one_job_and_is_removed() {
     .await;
     assert!(online.is_ok());
 
-    let run_id = emulator
-        .create_run(
-            REPO,
-            WorkflowSpec::new(
-                "CI",
-                vec![JobSpec::new("build", &["slurm"]).steps(vec![
-                    Step::Run {
-                        command: "true".into(),
-                    },
-                    Step::Sleep { ms: 10 },
-                ])],
-            ),
-        )
-        .unwrap();
+    let run_id = one_job_run(
+        &emulator,
+        "build",
+        &["slurm"],
+        vec![
+            Step::Run {
+                command: "true".into(),
+            },
+            Step::Sleep { ms: 10 },
+        ],
+    );
     runner.expect_line("Running job: build").await;
     let done = runner
         .expect_line("Job build completed with result: Succeeded")
@@ -246,15 +253,7 @@ async fn jobs_with_needs_run_in_order_on_two_runners() {
 #[tokio::test]
 async fn cancelling_the_run_stops_a_hanging_job() {
     let emulator = emulator().await;
-    let run_id = emulator
-        .create_run(
-            REPO,
-            WorkflowSpec::new(
-                "CI",
-                vec![JobSpec::new("soak", &["slurm"]).steps(vec![Step::Hang])],
-            ),
-        )
-        .unwrap();
+    let run_id = one_job_run(&emulator, "soak", &["slurm"], vec![Step::Hang]);
     let mut runner = FakeRunner::start(&jit_config(&emulator, "r1", &["slurm"]).await);
     runner.expect_line("Running job: soak").await;
     emulator.cancel_run(run_id).unwrap();
@@ -270,17 +269,14 @@ async fn cancelling_the_run_stops_a_hanging_job() {
 #[tokio::test]
 async fn a_failing_step_fails_the_job() {
     let emulator = emulator().await;
-    let run_id = emulator
-        .create_run(
-            REPO,
-            WorkflowSpec::new(
-                "CI",
-                vec![JobSpec::new("lint", &["slurm"]).steps(vec![Step::Run {
-                    command: "exit 3".into(),
-                }])],
-            ),
-        )
-        .unwrap();
+    let run_id = one_job_run(
+        &emulator,
+        "lint",
+        &["slurm"],
+        vec![Step::Run {
+            command: "exit 3".into(),
+        }],
+    );
     let mut runner = FakeRunner::start(&jit_config(&emulator, "r1", &["slurm"]).await);
     runner
         .expect_line("Job lint completed with result: Failed")
@@ -304,15 +300,7 @@ async fn sigterm_while_idle_exits_cleanly_and_the_runner_goes_offline() {
 #[tokio::test]
 async fn sigterm_during_a_job_cancels_it() {
     let emulator = emulator().await;
-    let run_id = emulator
-        .create_run(
-            REPO,
-            WorkflowSpec::new(
-                "CI",
-                vec![JobSpec::new("soak", &["slurm"]).steps(vec![Step::Hang])],
-            ),
-        )
-        .unwrap();
+    let run_id = one_job_run(&emulator, "soak", &["slurm"], vec![Step::Hang]);
     let mut runner = FakeRunner::start(&jit_config(&emulator, "r1", &["slurm"]).await);
     runner.expect_line("Running job: soak").await;
     runner.signal("-TERM");

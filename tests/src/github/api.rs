@@ -127,6 +127,59 @@ fn url(world: &World, path: &str) -> String {
     format!("{}{path}", world.base_url())
 }
 
+/// The path's run, if it is in the path's repository and the caller may
+/// see it: `(owner/name, run id)`.
+fn visible_run(
+    world: &World,
+    identity: &Identity,
+    params: &HashMap<String, String>,
+) -> Result<(String, u64), ApiError> {
+    let repo = visible_repo(world, identity, params)?;
+    let run_id = number(params, "run_id")?;
+    if world.run(run_id)?.repo != repo {
+        return Err(ApiError::not_found());
+    }
+    Ok((repo, run_id))
+}
+
+/// How GitHub wraps a list: `{"total_count": N, <key>: [...]}`.
+struct Listing<'a> {
+    path: &'a str,
+    key: &'a str,
+    /// Further top-level fields, e.g. `repository_selection`.
+    extra: Value,
+}
+
+/// One page of a listing, with its `Link` header.
+fn list_page<T>(
+    world: &World,
+    items: Vec<T>,
+    query: &HashMap<String, String>,
+    listing: Listing<'_>,
+    render: impl Fn(T) -> Value,
+) -> Response {
+    let total = items.len();
+    let (page, link) = paginate(
+        items,
+        Page::from_query(query),
+        &url(world, listing.path),
+        query,
+    );
+    let mut body = listing.extra;
+    body["total_count"] = json!(total);
+    body[listing.key] = Value::Array(page.into_iter().map(render).collect());
+    json_response(StatusCode::OK, body, link)
+}
+
+/// A listing with no further fields.
+fn listing<'a>(path: &'a str, key: &'a str) -> Listing<'a> {
+    Listing {
+        path,
+        key,
+        extra: json!({}),
+    }
+}
+
 async fn rate_limit(
     State(shared): State<Arc<Shared>>,
     Extension(identity): Extension<Identity>,
@@ -159,18 +212,13 @@ async fn list_runs(
     shared.read(|world, _| {
         let repo = visible_repo(world, &identity, &params)?;
         let runs = world.repo_runs(&repo, query.get("status").map(String::as_str))?;
-        let total = runs.len();
-        let (page, link) = paginate(
+        let path = format!("/repos/{repo}/actions/runs");
+        Ok(list_page(
+            world,
             runs,
-            Page::from_query(&query),
-            &url(world, &format!("/repos/{repo}/actions/runs")),
             &query,
-        );
-        let runs: Vec<Value> = page.into_iter().map(|run| json::run(world, run)).collect();
-        Ok(json_response(
-            StatusCode::OK,
-            json!({"total_count": total, "workflow_runs": runs}),
-            link,
+            listing(&path, "workflow_runs"),
+            |run| json::run(world, run),
         ))
     })
 }
@@ -181,12 +229,12 @@ async fn get_run(
     Path(params): Params,
 ) -> ApiResult {
     shared.read(|world, _| {
-        let repo = visible_repo(world, &identity, &params)?;
-        let run = world.run(number(&params, "run_id")?)?;
-        if run.repo != repo {
-            return Err(ApiError::not_found());
-        }
-        Ok(json_response(StatusCode::OK, json::run(world, run), None))
+        let (_, run_id) = visible_run(world, &identity, &params)?;
+        Ok(json_response(
+            StatusCode::OK,
+            json::run(world, world.run(run_id)?),
+            None,
+        ))
     })
 }
 
@@ -197,11 +245,7 @@ async fn list_jobs(
     Query(query): Q,
 ) -> ApiResult {
     shared.read(|world, _| {
-        let repo = visible_repo(world, &identity, &params)?;
-        let run_id = number(&params, "run_id")?;
-        if world.run(run_id)?.repo != repo {
-            return Err(ApiError::not_found());
-        }
+        let (repo, run_id) = visible_run(world, &identity, &params)?;
         let all = match query.get("filter").map(String::as_str) {
             None | Some("latest") => false,
             Some("all") => true,
@@ -212,18 +256,13 @@ async fn list_jobs(
             }
         };
         let jobs = world.run_jobs(run_id, all)?;
-        let total = jobs.len();
-        let (page, link) = paginate(
+        let path = format!("/repos/{repo}/actions/runs/{run_id}/jobs");
+        Ok(list_page(
+            world,
             jobs,
-            Page::from_query(&query),
-            &url(world, &format!("/repos/{repo}/actions/runs/{run_id}/jobs")),
             &query,
-        );
-        let jobs: Vec<Value> = page.into_iter().map(|job| json::job(world, job)).collect();
-        Ok(json_response(
-            StatusCode::OK,
-            json!({"total_count": total, "jobs": jobs}),
-            link,
+            listing(&path, "jobs"),
+            |job| json::job(world, job),
         ))
     })
 }
@@ -249,11 +288,7 @@ async fn cancel_run(
     Path(params): Params,
 ) -> ApiResult {
     shared.mutate(|world, now| {
-        let repo = visible_repo(world, &identity, &params)?;
-        let run_id = number(&params, "run_id")?;
-        if world.run(run_id)?.repo != repo {
-            return Err(ApiError::not_found());
-        }
+        let (_, run_id) = visible_run(world, &identity, &params)?;
         world.cancel_run(run_id, now)?;
         Ok(json_response(StatusCode::ACCEPTED, json!({}), None))
     })
@@ -265,11 +300,7 @@ async fn rerun(
     Path(params): Params,
 ) -> ApiResult {
     shared.mutate(|world, now| {
-        let repo = visible_repo(world, &identity, &params)?;
-        let run_id = number(&params, "run_id")?;
-        if world.run(run_id)?.repo != repo {
-            return Err(ApiError::not_found());
-        }
+        let (_, run_id) = visible_run(world, &identity, &params)?;
         world.rerun(run_id, now)?;
         Ok(json_response(StatusCode::CREATED, json!({}), None))
     })
@@ -287,25 +318,23 @@ async fn installation_repos(
         ));
     };
     shared.read(|world, _| {
-        let installation = world.installations.get(&id).ok_or_else(ApiError::not_found)?;
+        let installation = world
+            .installations
+            .get(&id)
+            .ok_or_else(ApiError::not_found)?;
         let repos: Vec<_> = installation
             .repos
             .iter()
             .filter_map(|name| world.repo(name).ok())
             .collect();
-        let total = repos.len();
-        let (page, link) = paginate(
-            repos,
-            Page::from_query(&query),
-            &url(world, "/installation/repositories"),
-            &query,
-        );
-        let repos: Vec<Value> = page.into_iter().map(|repo| json::repo(world, repo)).collect();
-        Ok(json_response(
-            StatusCode::OK,
-            json!({"total_count": total, "repository_selection": "selected", "repositories": repos}),
-            link,
-        ))
+        let listing = Listing {
+            path: "/installation/repositories",
+            key: "repositories",
+            extra: json!({"repository_selection": "selected"}),
+        };
+        Ok(list_page(world, repos, &query, listing, |repo| {
+            json::repo(world, repo)
+        }))
     })
 }
 
@@ -357,21 +386,16 @@ async fn list_runners(
                     .is_none_or(|name| runner["name"] == **name)
             })
             .collect();
-        let total = runners.len();
-        let base = match &scope {
+        let path = match &scope {
             Scope::Repo(repo) => format!("/repos/{repo}/actions/runners"),
             Scope::Org(org) => format!("/orgs/{org}/actions/runners"),
         };
-        let (page, link) = paginate(
+        Ok(list_page(
+            world,
             runners,
-            Page::from_query(&query),
-            &url(world, &base),
             &query,
-        );
-        Ok(json_response(
-            StatusCode::OK,
-            json!({"total_count": total, "runners": page}),
-            link,
+            listing(&path, "runners"),
+            |runner| runner,
         ))
     })
 }

@@ -172,24 +172,26 @@ impl Credentials {
 
 /// Whether `identity` may read or act on repository `repo`.
 pub fn can_access(world: &World, identity: &Identity, repo: &str) -> bool {
-    match identity {
-        Identity::Pat { .. } => true,
-        Identity::App { .. } => false,
-        Identity::Installation { id, .. } => world
-            .installations
-            .get(id)
-            .is_some_and(|installation| installation.repos.iter().any(|r| r == repo)),
-    }
+    installation_allows(world, identity, |installation| {
+        installation.repos.iter().any(|r| r == repo)
+    })
 }
 
 /// Whether `identity` may act on organisation `org`.
 pub fn can_access_org(world: &World, identity: &Identity, org: &str) -> bool {
+    installation_allows(world, identity, |installation| installation.account == org)
+}
+
+/// A PAT may do anything, an app JWT nothing but mint tokens, an
+/// installation token what its installation covers.
+fn installation_allows(
+    world: &World,
+    identity: &Identity,
+    covers: impl Fn(&Installation) -> bool,
+) -> bool {
     match identity {
         Identity::Pat { .. } => true,
         Identity::App { .. } => false,
-        Identity::Installation { id, .. } => world
-            .installations
-            .get(id)
-            .is_some_and(|installation| installation.account == org),
+        Identity::Installation { id, .. } => world.installations.get(id).is_some_and(covers),
     }
 }
