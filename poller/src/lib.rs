@@ -2,11 +2,17 @@
 //! webhooks and a reconciliation poll, and publishes them to the GHA_JOBS
 //! stream as `QueuedJob` / `JobStatusChange` (see `proto/README.md`).
 //!
-//! This build parses and validates its configuration; discovery itself is
-//! not implemented yet, and each subcommand says so (issue 4).
+//! This build has the decisions (which jobs are demand, what a status means,
+//! webhook signature checks) and parses its configuration; the webhook
+//! server and the poll loop are not implemented yet, and each subcommand
+//! says so (issue 4).
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod github;
+pub mod observe;
+pub mod policy;
+pub mod webhook_signature;
 
 pub use cli::{Cli, Config};
 

@@ -1,0 +1,3 @@
+//! What the poller reads from GitHub.
+
+pub mod types;
