@@ -10,8 +10,11 @@
 
 pub mod cli;
 pub mod github;
+pub mod metrics;
 pub mod observe;
 pub mod policy;
+pub mod recent;
+pub mod webhook;
 pub mod webhook_signature;
 
 pub use cli::{Cli, Config};

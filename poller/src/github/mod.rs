@@ -1,3 +1,6 @@
-//! What the poller reads from GitHub.
+//! What the poller reads from GitHub, and how.
 
+pub mod client;
 pub mod types;
+
+pub use client::{Budget, Fetched, GitHubClient, GitHubError};

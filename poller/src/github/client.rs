@@ -1,0 +1,210 @@
+//! A small GitHub REST client: authenticated GETs with conditional requests
+//! (`If-None-Match`; a 304 costs no rate limit), the `x-ratelimit-*`
+//! headers read on every response, and errors that say which limit hit.
+//!
+//! Plain HTTP rather than octocrab: octocrab's `get` turns a 304 into an
+//! error and its models reject fields GitHub sends as null.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, AUTHORIZATION, ETAG, IF_NONE_MATCH, RETRY_AFTER, USER_AGENT};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+
+/// What a GET returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fetched<T> {
+    /// The resource did not change since the ETag given.
+    NotModified,
+    /// A new representation and its ETag.
+    Fresh { value: T, etag: Option<String> },
+}
+
+/// The primary budget as the last response reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Budget {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Unix seconds.
+    pub reset: i64,
+}
+
+/// Why a request failed, in the terms a caller acts on.
+#[derive(Debug, thiserror::Error)]
+pub enum GitHubError {
+    /// The primary budget is spent until `reset` (Unix seconds).
+    #[error("primary rate limit exhausted until {reset}")]
+    RateLimited { reset: i64 },
+    /// A secondary limit: send nothing for `retry_after`.
+    #[error("secondary rate limit: retry after {retry_after:?}")]
+    SecondaryLimited { retry_after: Duration },
+    #[error("{path}: not found (or not visible to this token)")]
+    NotFound { path: String },
+    #[error("{path}: bad credentials")]
+    Unauthorized { path: String },
+    #[error("{path}: HTTP {status}")]
+    Status { path: String, status: u16 },
+    #[error("{path}: {source}")]
+    Transport {
+        path: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{path}: unexpected JSON: {source}")]
+    Decode {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl GitHubError {
+    /// A short, stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::RateLimited { .. } => "rate_limited",
+            Self::SecondaryLimited { .. } => "secondary_limited",
+            Self::NotFound { .. } => "not_found",
+            Self::Unauthorized { .. } => "unauthorized",
+            Self::Status { .. } => "status",
+            Self::Transport { .. } => "transport",
+            Self::Decode { .. } => "decode",
+        }
+    }
+}
+
+/// An authenticated client for one GitHub (github.com or a GHES base URL).
+pub struct GitHubClient {
+    http: reqwest::Client,
+    base_url: String,
+    token: SecretString,
+    budget: Mutex<Option<Budget>>,
+}
+
+impl std::fmt::Debug for GitHubClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHubClient")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn header_number<T: std::str::FromStr>(response: &reqwest::Response, name: &str) -> Option<T> {
+    response
+        .headers()
+        .get(name)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+impl GitHubClient {
+    /// A client for the API at `base_url` (e.g. `https://api.github.com`).
+    pub fn new(base_url: &str, token: SecretString) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("HTTP client builds"),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            token,
+            budget: Mutex::new(None),
+        }
+    }
+
+    /// The budget the last response reported, if any.
+    pub fn budget(&self) -> Option<Budget> {
+        *self.budget.lock().expect("budget lock")
+    }
+
+    /// GETs `path` (e.g. `/repos/o/r/actions/runs/1`), conditionally when
+    /// `etag` is given.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        etag: Option<&str>,
+    ) -> Result<Fetched<T>, GitHubError> {
+        let mut request = self
+            .http
+            .get(format!("{}{path}", self.base_url))
+            .header(
+                AUTHORIZATION,
+                format!("Bearer {}", self.token.expose_secret()),
+            )
+            .header(ACCEPT, "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28")
+            .header(USER_AGENT, "slurm-actions-gha-poller");
+        if let Some(etag) = etag {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|source| GitHubError::Transport {
+                path: path.into(),
+                source,
+            })?;
+        if let (Some(limit), Some(remaining), Some(reset)) = (
+            header_number(&response, "x-ratelimit-limit"),
+            header_number(&response, "x-ratelimit-remaining"),
+            header_number(&response, "x-ratelimit-reset"),
+        ) {
+            *self.budget.lock().expect("budget lock") = Some(Budget {
+                limit,
+                remaining,
+                reset,
+            });
+        }
+        let status = response.status();
+        match status {
+            StatusCode::NOT_MODIFIED => return Ok(Fetched::NotModified),
+            StatusCode::NOT_FOUND => return Err(GitHubError::NotFound { path: path.into() }),
+            StatusCode::UNAUTHORIZED => {
+                return Err(GitHubError::Unauthorized { path: path.into() });
+            }
+            StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS => {
+                if let Some(seconds) = header_number::<u64>(&response, RETRY_AFTER.as_str()) {
+                    return Err(GitHubError::SecondaryLimited {
+                        retry_after: Duration::from_secs(seconds),
+                    });
+                }
+                if header_number::<u32>(&response, "x-ratelimit-remaining") == Some(0) {
+                    let reset = header_number(&response, "x-ratelimit-reset").unwrap_or(0);
+                    return Err(GitHubError::RateLimited { reset });
+                }
+                return Err(GitHubError::Status {
+                    path: path.into(),
+                    status: status.as_u16(),
+                });
+            }
+            status if !status.is_success() => {
+                return Err(GitHubError::Status {
+                    path: path.into(),
+                    status: status.as_u16(),
+                });
+            }
+            _ => {}
+        }
+        let etag = response
+            .headers()
+            .get(ETAG)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| GitHubError::Transport {
+                path: path.into(),
+                source,
+            })?;
+        let value = serde_json::from_slice(&bytes).map_err(|source| GitHubError::Decode {
+            path: path.into(),
+            source,
+        })?;
+        Ok(Fetched::Fresh { value, etag })
+    }
+}

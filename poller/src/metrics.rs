@@ -1,0 +1,86 @@
+//! The poller's metrics, prefix `gha_poller`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PublishLabels {
+    /// `webhook` or `poll`.
+    pub source: String,
+    /// `queued` or `status`.
+    pub kind: String,
+    /// Whether JetStream had the message already (`Nats-Msg-Id`).
+    pub duplicate: String,
+}
+
+/// Every metric the poller exports.
+#[derive(Clone, Default)]
+pub struct PollerMetrics {
+    /// Webhook deliveries by outcome (`published`, `bad_signature_*`,
+    /// `ignored_event`, `refused`, `duplicate_delivery`, ...).
+    pub deliveries: Family<OutcomeLabels, Counter>,
+    /// Jobs the policy refused, by reason.
+    pub refused: Family<ReasonLabels, Counter>,
+    /// Messages published to JetStream.
+    pub published: Family<PublishLabels, Counter>,
+}
+
+impl PollerMetrics {
+    /// Registers the metrics in `registry` (created with prefix
+    /// `gha_poller`).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries received, by outcome",
+            self.deliveries.clone(),
+        );
+        registry.register(
+            "jobs_refused",
+            "Jobs not published because the policy refused them, by reason",
+            self.refused.clone(),
+        );
+        registry.register(
+            "messages_published",
+            "Messages published to JetStream",
+            self.published.clone(),
+        );
+    }
+
+    pub fn delivery(&self, outcome: &str) {
+        self.deliveries
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    pub fn refusal(&self, reason: &str) {
+        self.refused
+            .get_or_create(&ReasonLabels {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    pub fn publication(&self, source: &str, kind: &str, duplicate: bool) {
+        self.published
+            .get_or_create(&PublishLabels {
+                source: source.into(),
+                kind: kind.into(),
+                duplicate: duplicate.to_string(),
+            })
+            .inc();
+    }
+}
