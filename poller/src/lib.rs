@@ -13,6 +13,7 @@ pub mod github;
 pub mod metrics;
 pub mod observe;
 pub mod policy;
+pub mod poll;
 pub mod recent;
 pub mod webhook;
 pub mod webhook_signature;

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, AUTHORIZATION, ETAG, IF_NONE_MATCH, RETRY_AFTER, USER_AGENT};
+use reqwest::header::{ACCEPT, AUTHORIZATION, ETAG, IF_NONE_MATCH, LINK, RETRY_AFTER, USER_AGENT};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
@@ -18,8 +18,13 @@ use serde::de::DeserializeOwned;
 pub enum Fetched<T> {
     /// The resource did not change since the ETag given.
     NotModified,
-    /// A new representation and its ETag.
-    Fresh { value: T, etag: Option<String> },
+    /// A new representation, its ETag, and the path of the next page
+    /// (from the `Link` header), if any.
+    Fresh {
+        value: T,
+        etag: Option<String>,
+        next: Option<String>,
+    },
 }
 
 /// The primary budget as the last response reported it.
@@ -194,6 +199,12 @@ impl GitHubClient {
             .get(ETAG)
             .and_then(|value| value.to_str().ok())
             .map(str::to_string);
+        let next = response
+            .headers()
+            .get(LINK)
+            .and_then(|value| value.to_str().ok())
+            .and_then(next_link)
+            .map(|url| url.strip_prefix(&self.base_url).unwrap_or(&url).to_string());
         let bytes = response
             .bytes()
             .await
@@ -205,6 +216,39 @@ impl GitHubClient {
             path: path.into(),
             source,
         })?;
-        Ok(Fetched::Fresh { value, etag })
+        Ok(Fetched::Fresh { value, etag, next })
+    }
+}
+
+/// The `rel="next"` URL of a `Link` header.
+pub fn next_link(link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        params
+            .split(';')
+            .any(|param| param.trim() == "rel=\"next\"")
+            .then(|| {
+                url.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string()
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_link_is_found_among_others() {
+        let link = "<https://api.github.com/repos/a/b/actions/runs?page=1>; rel=\"prev\", \
+                    <https://api.github.com/repos/a/b/actions/runs?page=3>; rel=\"next\", \
+                    <https://api.github.com/repos/a/b/actions/runs?page=9>; rel=\"last\"";
+        assert_eq!(
+            next_link(link).as_deref(),
+            Some("https://api.github.com/repos/a/b/actions/runs?page=3")
+        );
+        assert_eq!(next_link("<x>; rel=\"last\""), None);
     }
 }

@@ -32,7 +32,7 @@ pub use faults::{Fault, FaultKind};
 pub use model::{Conclusion, JobSpec, JobStatus, Step, WorkflowSpec};
 pub use ratelimit::RateLimitSettings;
 pub use runners::JitRequest;
-pub use server::{EmulatorConfig, GitHubEmulator};
+pub use server::{EmulatorConfig, GitHubEmulator, InProcessRunner};
 pub use shared::RequestRecord;
 pub use webhooks::{DeliveryFault, signature_256};
 pub use world::{ApiError, Settings, WebhookEvent, World};

@@ -340,3 +340,57 @@ async fn tick(shared: Arc<Shared>, shutdown: CancellationToken) {
         }
     }
 }
+
+/// A runner connected in-process, for tests that need jobs to start and
+/// finish without a `fake-runner` process.
+pub struct InProcessRunner {
+    shared: Arc<Shared>,
+    session: String,
+}
+
+impl GitHubEmulator {
+    /// Registers and connects a (non-ephemeral) runner at repository `repo`
+    /// with `labels`.
+    pub fn connect_runner(
+        &self,
+        repo: &str,
+        name: &str,
+        labels: &[&str],
+    ) -> Result<InProcessRunner, ApiError> {
+        let session = self.shared.mutate(|world, now| {
+            let (token, _) =
+                world.registration_token(super::model::Scope::Repo(repo.into()), now)?;
+            world.open_session(
+                super::runner_api::SessionRequest::Registration {
+                    registration_token: token,
+                    name: name.into(),
+                    labels: labels.iter().map(|label| label.to_string()).collect(),
+                    ephemeral: false,
+                },
+                now,
+            )
+        })?;
+        Ok(InProcessRunner {
+            shared: self.shared.clone(),
+            session: session.session_id,
+        })
+    }
+}
+
+impl InProcessRunner {
+    /// Takes the oldest queued job it can run, if any: it goes `in_progress`.
+    pub fn take_job(&self) -> Result<Option<super::runner_api::AssignedJob>, ApiError> {
+        self.shared
+            .mutate(|world, now| world.next_job(&self.session, now))
+    }
+
+    /// Finishes its job with `result`.
+    pub fn finish(
+        &self,
+        job_id: u64,
+        result: super::runner_api::JobResult,
+    ) -> Result<(), ApiError> {
+        self.shared
+            .mutate(|world, now| world.complete_job(&self.session, job_id, result, now))
+    }
+}

@@ -1,0 +1,260 @@
+//! One reconciliation pass over a repository: its `queued` and
+//! `in_progress` runs (queued jobs hide inside in-progress runs), every page,
+//! then each run's jobs. Conditional requests throughout: an unchanged page
+//! answers 304, costs no rate limit, and its cached body is reused.
+//!
+//! Jobs published as queued are remembered until they are seen leaving
+//! `queued`; if their run drops out of both lists first (cancelled,
+//! finished), the job itself is fetched, so demand is always withdrawn.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use gha_proto::v1::JobSource;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::github::types::{Repository, WorkflowJob, WorkflowRun};
+use crate::github::{Fetched, GitHubClient, GitHubError};
+use crate::observe::{Observation, observe};
+use crate::policy::{JobPolicy, Refusal};
+
+#[derive(Deserialize)]
+struct RunsPage {
+    workflow_runs: Vec<WorkflowRun>,
+}
+
+#[derive(Deserialize)]
+struct JobsPage {
+    jobs: Vec<WorkflowJob>,
+}
+
+/// What one pass over a repository found.
+#[derive(Debug, Default)]
+pub struct Pass {
+    /// Demand and its withdrawal, in the order found.
+    pub observations: Vec<Observation>,
+    /// Jobs the policy refused, and why.
+    pub refused: Vec<(i64, Refusal)>,
+    /// The repository has queued or running work: poll it sooner.
+    pub busy: bool,
+    /// Requests sent, and how many of them were answered 304.
+    pub requests: u32,
+    pub not_modified: u32,
+}
+
+/// A queued job published and not yet seen leaving `queued`.
+#[derive(Debug, Clone)]
+struct Tracked {
+    repository: String,
+    run_id: i64,
+}
+
+/// The poll's memory across passes: ETags with their bodies, and the jobs
+/// whose demand is outstanding.
+pub struct RepoPoller {
+    client: Arc<GitHubClient>,
+    policy: JobPolicy,
+    cache: HashMap<String, (String, Value)>,
+    tracked: HashMap<i64, Tracked>,
+}
+
+impl RepoPoller {
+    pub fn new(client: Arc<GitHubClient>, policy: JobPolicy) -> Self {
+        Self {
+            client,
+            policy,
+            cache: HashMap::new(),
+            tracked: HashMap::new(),
+        }
+    }
+
+    /// GET with the cached ETag; a 304 returns the cached body.
+    async fn get<T: DeserializeOwned>(
+        &mut self,
+        path: &str,
+        pass: &mut Pass,
+    ) -> Result<(T, Option<String>), GitHubError> {
+        let etag = self.cache.get(path).map(|(etag, _)| etag.clone());
+        pass.requests += 1;
+        let (value, next) = match self.client.get::<Value>(path, etag.as_deref()).await? {
+            Fetched::Fresh { value, etag, next } => {
+                if let Some(etag) = etag {
+                    self.cache.insert(path.to_string(), (etag, value.clone()));
+                }
+                (value, next)
+            }
+            Fetched::NotModified => {
+                pass.not_modified += 1;
+                let cached = self.cache.get(path).map(|(_, value)| value.clone());
+                (cached.unwrap_or(Value::Null), None)
+            }
+        };
+        let decoded = serde_json::from_value(value).map_err(|source| GitHubError::Decode {
+            path: path.into(),
+            source,
+        })?;
+        Ok((decoded, next))
+    }
+
+    /// Every page, following `Link: rel="next"`. A cached first page means
+    /// the later ones are fetched (conditionally) as well.
+    async fn all_pages<P: DeserializeOwned, T>(
+        &mut self,
+        first: String,
+        items: impl Fn(P) -> Vec<T>,
+        pass: &mut Pass,
+    ) -> Result<Vec<T>, GitHubError> {
+        let mut all = Vec::new();
+        let mut next = Some(first);
+        let mut pages = 0;
+        while let Some(path) = next.take() {
+            let (page, link): (P, Option<String>) = self.get(&path, pass).await?;
+            let page_items = items(page);
+            let full = page_items.len() == 100;
+            all.extend(page_items);
+            pages += 1;
+            next = link.or_else(|| {
+                // A 304 has no Link header: a full page means there may be
+                // another, whose URL we know.
+                full.then(|| page_path(&path, pages + 1))
+            });
+        }
+        Ok(all)
+    }
+
+    /// One pass over `repository` (`owner/name`).
+    pub async fn poll(&mut self, repository: &str, now_ms: i64) -> Result<Pass, GitHubError> {
+        let mut pass = Pass::default();
+        let mut runs: Vec<WorkflowRun> = Vec::new();
+        let mut seen_runs = HashSet::new();
+        for status in ["queued", "in_progress"] {
+            let first =
+                format!("/repos/{repository}/actions/runs?status={status}&per_page=100&page=1");
+            for run in self
+                .all_pages(first, |page: RunsPage| page.workflow_runs, &mut pass)
+                .await?
+            {
+                if seen_runs.insert(run.id) {
+                    runs.push(run);
+                }
+            }
+        }
+        pass.busy = !runs.is_empty();
+        for run in &runs {
+            let first = format!(
+                "/repos/{repository}/actions/runs/{}/jobs?per_page=100&page=1",
+                run.id
+            );
+            let jobs = self
+                .all_pages(first, |page: JobsPage| page.jobs, &mut pass)
+                .await?;
+            let repo = run.repository.clone().unwrap_or_else(|| Repository {
+                id: 0,
+                full_name: repository.to_string(),
+                owner: None,
+                fork: false,
+            });
+            for job in jobs {
+                self.consider(&job, &repo, run.is_from_fork(), now_ms, &mut pass);
+            }
+        }
+        // Outstanding demand whose run left both lists: ask for the job.
+        let lost: Vec<(i64, Tracked)> = self
+            .tracked
+            .iter()
+            .filter(|(_, tracked)| {
+                tracked.repository == repository && !seen_runs.contains(&tracked.run_id)
+            })
+            .map(|(id, tracked)| (*id, tracked.clone()))
+            .collect();
+        for (job_id, _) in lost {
+            let path = format!("/repos/{repository}/actions/jobs/{job_id}");
+            let job: WorkflowJob = match self.get(&path, &mut pass).await {
+                Ok((job, _)) => job,
+                Err(GitHubError::NotFound { .. }) => {
+                    self.tracked.remove(&job_id);
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            let repo = Repository {
+                id: 0,
+                full_name: repository.to_string(),
+                owner: None,
+                fork: false,
+            };
+            self.consider(&job, &repo, false, now_ms, &mut pass);
+        }
+        Ok(pass)
+    }
+
+    fn consider(
+        &mut self,
+        job: &WorkflowJob,
+        repo: &Repository,
+        from_fork: bool,
+        now_ms: i64,
+        pass: &mut Pass,
+    ) {
+        if let Err(refusal) = self.policy.check(&job.labels, false) {
+            pass.refused.push((job.id, refusal));
+            return;
+        }
+        match observe(job, repo, 0, JobSource::Poll, now_ms) {
+            Observation::Queued(queued) => {
+                if self.tracked.contains_key(&job.id) {
+                    return; // published already, still waiting
+                }
+                if from_fork && !self.policy.allow_forks {
+                    pass.refused.push((job.id, Refusal::ForkPullRequest));
+                    return;
+                }
+                self.tracked.insert(
+                    job.id,
+                    Tracked {
+                        repository: repo.full_name.clone(),
+                        run_id: job.run_id,
+                    },
+                );
+                pass.observations.push(Observation::Queued(queued));
+            }
+            Observation::Changed(change) => {
+                if self.tracked.remove(&job.id).is_some() {
+                    pass.observations.push(Observation::Changed(change));
+                }
+            }
+            Observation::Ignored(_) => {}
+        }
+    }
+}
+
+/// `path` with its `page=` parameter set to `page` (moved to the end).
+fn page_path(path: &str, page: usize) -> String {
+    let (base, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut params: Vec<&str> = query
+        .split('&')
+        .filter(|param| !param.is_empty() && !param.starts_with("page="))
+        .collect();
+    let page = format!("page={page}");
+    params.push(&page);
+    format!("{base}?{}", params.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_path_replaces_only_the_page_parameter() {
+        assert_eq!(
+            page_path("/r?status=queued&per_page=100&page=1", 2),
+            "/r?status=queued&per_page=100&page=2"
+        );
+        assert_eq!(
+            page_path("/r?per_page=100&page=7&x=1", 8),
+            "/r?per_page=100&x=1&page=8"
+        );
+    }
+}

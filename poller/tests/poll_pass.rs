@@ -1,0 +1,148 @@
+//! The reconciliation pass against the GitHub emulator: nothing missed
+//! (queued jobs inside in-progress runs, every page), 304s reused, demand
+//! withdrawn when a run goes away, policy applied.
+
+use std::sync::Arc;
+
+use gha_poller::github::GitHubClient;
+use gha_poller::observe::Observation;
+use gha_poller::policy::{JobPolicy, Refusal};
+use gha_poller::poll::RepoPoller;
+use gha_proto::v1::JobStatus;
+use gha_testkit::github::runner_api::JobResult;
+use gha_testkit::github::{GitHubEmulator, JobSpec, WorkflowSpec};
+
+const REPO: &str = "acme/widgets";
+
+async fn setup() -> (GitHubEmulator, RepoPoller) {
+    let emulator = GitHubEmulator::start().await.unwrap();
+    emulator.add_repo(REPO);
+    let client = Arc::new(GitHubClient::new(
+        &emulator.url(),
+        emulator.token().to_string().into(),
+    ));
+    (emulator, RepoPoller::new(client, JobPolicy::default()))
+}
+
+fn queued_ids(observations: &[Observation]) -> Vec<i64> {
+    let mut ids: Vec<i64> = observations
+        .iter()
+        .filter_map(|o| match o {
+            Observation::Queued(job) => Some(job.job_id),
+            _ => None,
+        })
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[tokio::test]
+async fn queued_jobs_inside_in_progress_runs_are_found() {
+    let (emulator, mut poller) = setup().await;
+    let run_id = emulator
+        .create_run(
+            REPO,
+            WorkflowSpec::new(
+                "CI",
+                vec![
+                    JobSpec::new("build", &["slurm"]),
+                    JobSpec::new("test", &["slurm"]).needs(&["build"]),
+                ],
+            ),
+        )
+        .unwrap();
+    let runner = emulator.connect_runner(REPO, "r1", &["slurm"]).unwrap();
+    let build = runner.take_job().unwrap().unwrap();
+    runner.finish(build.job_id, JobResult::Succeeded).unwrap();
+    // The run is in progress; its second job is queued.
+    let pass = poller.poll(REPO, 0).await.unwrap();
+    let test = emulator
+        .run_jobs(run_id, false)
+        .into_iter()
+        .find(|job| job.spec.name == "test")
+        .unwrap();
+    assert_eq!(queued_ids(&pass.observations), [test.id as i64]);
+    assert!(pass.busy);
+}
+
+#[tokio::test]
+async fn every_page_is_read_and_an_unchanged_repository_costs_only_304s() {
+    let (emulator, mut poller) = setup().await;
+    for _ in 0..105 {
+        emulator
+            .create_run(
+                REPO,
+                WorkflowSpec::new("CI", vec![JobSpec::new("build", &["slurm"])]),
+            )
+            .unwrap();
+    }
+    let first = poller.poll(REPO, 0).await.unwrap();
+    assert_eq!(queued_ids(&first.observations).len(), 105);
+    let counted = |requests: &[gha_testkit::github::RequestRecord]| {
+        requests.iter().filter(|r| r.status != 304).count()
+    };
+    let before = counted(&emulator.requests());
+
+    let second = poller.poll(REPO, 0).await.unwrap();
+    assert!(
+        second.observations.is_empty(),
+        "nothing new: {:?}",
+        second.observations.len()
+    );
+    assert_eq!(
+        second.not_modified, second.requests,
+        "every request answered 304"
+    );
+    assert_eq!(
+        counted(&emulator.requests()),
+        before,
+        "a 304 pass spends no rate limit"
+    );
+}
+
+#[tokio::test]
+async fn demand_is_withdrawn_when_its_run_is_cancelled() {
+    let (emulator, mut poller) = setup().await;
+    let run_id = emulator
+        .create_run(
+            REPO,
+            WorkflowSpec::new("CI", vec![JobSpec::new("build", &["slurm"])]),
+        )
+        .unwrap();
+    let first = poller.poll(REPO, 0).await.unwrap();
+    assert_eq!(queued_ids(&first.observations).len(), 1);
+    emulator.cancel_run(run_id).unwrap();
+
+    let second = poller.poll(REPO, 0).await.unwrap();
+    let [Observation::Changed(change)] = second.observations.as_slice() else {
+        panic!("{:?}", second.observations)
+    };
+    assert_eq!(change.status, JobStatus::Cancelled as i32);
+    assert!(!second.busy);
+    // Withdrawn once: the next pass has nothing to say.
+    assert!(poller.poll(REPO, 0).await.unwrap().observations.is_empty());
+}
+
+#[tokio::test]
+async fn label_and_fork_policy_apply_to_polled_jobs() {
+    let (emulator, mut poller) = setup().await;
+    emulator
+        .create_run(
+            REPO,
+            WorkflowSpec::new("CI", vec![JobSpec::new("hosted", &["ubuntu-latest"])]),
+        )
+        .unwrap();
+    let mut fork = WorkflowSpec::new("PR", vec![JobSpec::new("untrusted", &["slurm"])]);
+    fork.from_fork = true;
+    emulator.create_run(REPO, fork).unwrap();
+    let pass = poller.poll(REPO, 0).await.unwrap();
+    assert!(pass.observations.is_empty());
+    let mut reasons: Vec<&str> = pass.refused.iter().map(|(_, r)| r.metric_label()).collect();
+    reasons.sort_unstable();
+    assert_eq!(reasons, ["fork_pull_request", "missing_marker"]);
+    assert!(
+        pass.refused
+            .iter()
+            .any(|(_, r)| *r == Refusal::ForkPullRequest)
+    );
+}
