@@ -1,9 +1,18 @@
-//! Command line of `gha-poller`, validated into a [`Config`].
+//! Command line of `gha-poller`, validated into a [`Config`] before any I/O.
 
-use gha_runtime::ConfigError;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
 use gha_runtime::admin::AdminArgs;
 use gha_runtime::nats::{NatsArgs, NatsConfig};
 use gha_runtime::telemetry::TelemetryArgs;
+use gha_runtime::{ConfigError, Unimplemented};
+use secrecy::SecretString;
+
+use crate::policy::JobPolicy;
+use crate::webhook_signature::WebhookSecrets;
 
 /// Discover queued GitHub Actions jobs and publish them to NATS.
 #[derive(Debug, clap::Parser)]
@@ -17,46 +26,253 @@ pub struct Cli {
 }
 
 /// What to do.
+// Built once at start: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Serve the webhook endpoint and run the reconciliation poll, publishing
     /// to NATS.
     Run {
         #[command(flatten)]
+        github: GitHubArgs,
+        #[command(flatten)]
         nats: NatsArgs,
         #[command(flatten)]
         admin: AdminArgs,
+        /// Address for the webhook endpoint, e.g. `0.0.0.0:8080`; webhooks
+        /// are off when unset (poll only).
+        #[arg(long, env = "GHA_WEBHOOK_LISTEN")]
+        webhook_listen: Option<SocketAddr>,
+        /// File with the webhook secret; several lines = several secrets
+        /// accepted (for rotation).
+        #[arg(long, env = "GHA_WEBHOOK_SECRET_FILE")]
+        webhook_secret_file: Option<PathBuf>,
+        /// Path of the webhook endpoint.
+        #[arg(long, env = "GHA_WEBHOOK_PATH", default_value = "/webhook")]
+        webhook_path: String,
+        /// Seconds between polls of an idle repository.
+        #[arg(long, env = "GHA_POLL_INTERVAL", default_value_t = 30)]
+        poll_interval: u64,
     },
     /// One reconciliation pass against GitHub: print each job that would be
     /// published, publish nothing.
     PollOnce {
+        #[command(flatten)]
+        github: GitHubArgs,
         /// One JSON object per line (the `QueuedJob` fields, snake_case).
         #[arg(long)]
         json: bool,
     },
 }
 
+/// Where GitHub is, who we are to it, what to watch and accept.
+#[derive(Debug, Clone, Args)]
+pub struct GitHubArgs {
+    /// GitHub API base URL; for GitHub Enterprise Server,
+    /// `https://HOST/api/v3`.
+    #[arg(
+        long,
+        env = "GHA_GITHUB_API_URL",
+        default_value = "https://api.github.com"
+    )]
+    pub github_api_url: String,
+    /// File holding a personal access token. `GHA_GITHUB_TOKEN` in the
+    /// environment works too.
+    #[arg(long, env = "GHA_GITHUB_TOKEN_FILE", conflicts_with = "app_id")]
+    pub token_file: Option<PathBuf>,
+    /// GitHub App id (with --app-key-file and --installation-id).
+    #[arg(long, env = "GHA_GITHUB_APP_ID", requires = "app_key_file")]
+    pub app_id: Option<u64>,
+    /// The GitHub App's private key (PEM).
+    #[arg(long, env = "GHA_GITHUB_APP_KEY_FILE")]
+    pub app_key_file: Option<PathBuf>,
+    /// GitHub App installation ids, comma-separated.
+    #[arg(long, env = "GHA_GITHUB_INSTALLATION_ID", value_delimiter = ',')]
+    pub installation_id: Vec<u64>,
+    /// Repositories to watch, `owner/name`, comma-separated.
+    #[arg(long, env = "GHA_REPOS", value_delimiter = ',', conflicts_with_all = ["org", "installation_repos"])]
+    pub repos: Vec<String>,
+    /// Watch every repository of this organisation.
+    #[arg(long, env = "GHA_ORG", conflicts_with = "installation_repos")]
+    pub org: Option<String>,
+    /// Watch every repository of the App's installations.
+    #[arg(long, env = "GHA_INSTALLATION_REPOS")]
+    pub installation_repos: bool,
+    /// Label every accepted job must carry; empty = none required.
+    #[arg(long, env = "GHA_MARKER_LABEL", default_value = "slurm")]
+    pub marker_label: String,
+    /// If set, the only labels accepted (besides the marker),
+    /// comma-separated.
+    #[arg(long, env = "GHA_ALLOWED_LABELS", value_delimiter = ',')]
+    pub allowed_labels: Vec<String>,
+    /// Accept jobs of pull requests from forks (their code runs on the
+    /// cluster).
+    #[arg(long, env = "GHA_ALLOW_FORK_PRS")]
+    pub allow_fork_prs: bool,
+}
+
+/// Which repositories are watched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Watched {
+    Repos(Vec<String>),
+    Org(String),
+}
+
+/// Validated GitHub settings.
+#[derive(Debug, Clone)]
+pub struct GitHubConfig {
+    pub api_url: String,
+    pub token: SecretString,
+    pub watched: Watched,
+    pub policy: JobPolicy,
+}
+
 /// The validated command.
+// Built once at start: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Config {
     Run {
+        github: GitHubConfig,
         nats: NatsConfig,
-        admin_listen: Option<std::net::SocketAddr>,
+        admin_listen: Option<SocketAddr>,
+        webhook: Option<(SocketAddr, String, WebhookSecrets)>,
+        poll_interval: Duration,
     },
     PollOnce {
+        github: GitHubConfig,
         json: bool,
     },
 }
 
+/// Bad flags, or flags asking for what this build cannot do yet. Not an
+/// `Error` itself: it converts into the `anyhow::Error` of the inner error,
+/// so the exit code (64 or 69) follows from it.
+#[derive(Debug)]
+pub enum CliError {
+    Config(ConfigError),
+    Unimplemented(Unimplemented),
+}
+
+impl From<ConfigError> for CliError {
+    fn from(err: ConfigError) -> Self {
+        Self::Config(err)
+    }
+}
+
+impl From<CliError> for anyhow::Error {
+    fn from(err: CliError) -> Self {
+        match err {
+            CliError::Config(err) => err.into(),
+            CliError::Unimplemented(err) => err.into(),
+        }
+    }
+}
+
+fn bad(message: impl Into<String>) -> CliError {
+    CliError::Config(ConfigError(message.into()))
+}
+
+fn read_file(flag: &str, path: &PathBuf) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|err| bad(format!("{flag} {}: {err}", path.display())))
+}
+
+impl GitHubArgs {
+    fn validate(self) -> Result<GitHubConfig, CliError> {
+        let api_url = self.github_api_url.trim_end_matches('/').to_string();
+        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+            return Err(bad(format!(
+                "--github-api-url {api_url:?}: not an http(s) URL"
+            )));
+        }
+        if self.app_id.is_some() || self.installation_repos {
+            return Err(CliError::Unimplemented(Unimplemented {
+                command: "gha-poller with GitHub App authentication (--app-id, --installation-repos)",
+                tracking: "issue 4, gha-poller; use --token-file for now",
+            }));
+        }
+        let token = match &self.token_file {
+            Some(path) => read_file("--token-file", path)?.trim().to_string(),
+            None => std::env::var("GHA_GITHUB_TOKEN").unwrap_or_default(),
+        };
+        if token.is_empty() {
+            return Err(bad(
+                "no GitHub credentials: give --token-file (or GHA_GITHUB_TOKEN)",
+            ));
+        }
+        let watched = match (self.repos.is_empty(), self.org) {
+            (false, _) => {
+                if let Some(bad_repo) = self.repos.iter().find(|repo| {
+                    repo.split('/').count() != 2 || repo.starts_with('/') || repo.ends_with('/')
+                }) {
+                    return Err(bad(format!("--repos: {bad_repo:?} is not owner/name")));
+                }
+                Watched::Repos(self.repos)
+            }
+            (true, Some(org)) => Watched::Org(org),
+            (true, None) => return Err(bad("nothing to watch: give --repos or --org")),
+        };
+        let marker = Some(self.marker_label.trim()).filter(|label| !label.is_empty());
+        let allowed = (!self.allowed_labels.is_empty()).then_some(self.allowed_labels.as_slice());
+        Ok(GitHubConfig {
+            api_url,
+            token: SecretString::from(token),
+            watched,
+            policy: JobPolicy::new(marker, allowed, self.allow_fork_prs),
+        })
+    }
+}
+
 impl Cli {
-    /// Checks the flags without any I/O beyond looking at named files.
-    pub fn validate(self) -> Result<Config, ConfigError> {
+    /// Checks the flags; reads the secret files they name, nothing else.
+    pub fn validate(self) -> Result<Config, CliError> {
         Ok(match self.command {
-            Command::Run { nats, admin } => Config::Run {
-                nats: nats.validate()?,
-                admin_listen: admin.admin_listen,
+            Command::Run {
+                github,
+                nats,
+                admin,
+                webhook_listen,
+                webhook_secret_file,
+                webhook_path,
+                poll_interval,
+            } => {
+                let webhook = match (webhook_listen, webhook_secret_file) {
+                    (Some(listen), Some(file)) => {
+                        let secrets =
+                            WebhookSecrets::from_lines(&read_file("--webhook-secret-file", &file)?);
+                        if secrets.is_empty() {
+                            return Err(bad(format!(
+                                "--webhook-secret-file {}: no secret in it",
+                                file.display()
+                            )));
+                        }
+                        if !webhook_path.starts_with('/') {
+                            return Err(bad("--webhook-path must start with /"));
+                        }
+                        Some((listen, webhook_path, secrets))
+                    }
+                    (Some(_), None) => {
+                        return Err(bad(
+                            "--webhook-listen needs --webhook-secret-file: unsigned webhooks are refused",
+                        ));
+                    }
+                    (None, _) => None,
+                };
+                if poll_interval == 0 {
+                    return Err(bad("--poll-interval must be at least 1 second"));
+                }
+                Config::Run {
+                    github: github.validate()?,
+                    nats: nats.validate()?,
+                    admin_listen: admin.admin_listen,
+                    webhook,
+                    poll_interval: Duration::from_secs(poll_interval),
+                }
+            }
+            Command::PollOnce { github, json } => Config::PollOnce {
+                github: github.validate()?,
+                json,
             },
-            Command::PollOnce { json } => Config::PollOnce { json },
         })
     }
 }

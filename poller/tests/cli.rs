@@ -1,8 +1,18 @@
-//! `gha-poller` answers for itself and refuses what it does not do yet.
+//! `gha-poller` on the command line: it answers for itself, refuses bad
+//! flags with 64 and what it cannot do yet with 69, and `poll-once` shows
+//! what a pass against GitHub finds.
 
-use gha_testkit::cli::{assert_config_error, assert_help_and_version, assert_unimplemented};
+use gha_testkit::cli::{assert_config_error, assert_help_and_version, assert_unimplemented, run};
+use gha_testkit::github::{GitHubEmulator, JobSpec, WorkflowSpec};
+use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gha-poller");
+
+fn token_file(token: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), format!("{token}\n")).unwrap();
+    file
+}
 
 #[test]
 fn help_and_version() {
@@ -10,12 +20,121 @@ fn help_and_version() {
 }
 
 #[test]
-fn unimplemented_subcommands_exit_non_zero_saying_so() {
-    assert_unimplemented(BIN, &["run"]);
-    assert_unimplemented(BIN, &["poll-once", "--json"]);
+fn run_is_not_there_yet_and_says_so() {
+    let token = token_file("ghp_x");
+    let token = token.path().to_str().unwrap();
+    assert_unimplemented(BIN, &["run", "--token-file", token, "--repos", "a/b"]);
+    assert_unimplemented(
+        BIN,
+        &[
+            "poll-once",
+            "--app-id",
+            "1",
+            "--app-key-file",
+            token,
+            "--repos",
+            "a/b",
+        ],
+    );
 }
 
 #[test]
-fn a_bad_nats_url_is_a_config_error() {
-    assert_config_error(BIN, &["run", "--nats-url", "nats://x:port"], "--nats-url");
+fn bad_flags_are_config_errors_naming_the_flag() {
+    let token = token_file("ghp_x");
+    let token = token.path().to_str().unwrap();
+    assert_config_error(
+        BIN,
+        &[
+            "run",
+            "--token-file",
+            token,
+            "--repos",
+            "a/b",
+            "--nats-url",
+            "nats://x:port",
+        ],
+        "--nats-url",
+    );
+    assert_config_error(
+        BIN,
+        &["poll-once", "--repos", "a/b"],
+        "no GitHub credentials",
+    );
+    assert_config_error(
+        BIN,
+        &["poll-once", "--token-file", token],
+        "--repos or --org",
+    );
+    assert_config_error(
+        BIN,
+        &["poll-once", "--token-file", token, "--repos", "nope"],
+        "owner/name",
+    );
+    assert_config_error(
+        BIN,
+        &[
+            "run",
+            "--token-file",
+            token,
+            "--repos",
+            "a/b",
+            "--webhook-listen",
+            "127.0.0.1:0",
+        ],
+        "--webhook-secret-file",
+    );
+}
+
+#[tokio::test]
+async fn poll_once_prints_each_queued_job_as_json_and_publishes_nothing() {
+    let emulator = GitHubEmulator::start().await.unwrap();
+    emulator.add_repo("acme/widgets");
+    emulator.add_repo("acme/gadgets");
+    emulator
+        .create_run(
+            "acme/widgets",
+            WorkflowSpec::fan_out("matrix", 3, &["self-hosted", "slurm"], vec![]),
+        )
+        .unwrap();
+    emulator
+        .create_run(
+            "acme/gadgets",
+            WorkflowSpec::new("CI", vec![JobSpec::new("hosted", &["ubuntu-latest"])]),
+        )
+        .unwrap();
+    let token = token_file(emulator.token());
+    let url = emulator.url();
+    let token_path = token.path().to_str().unwrap().to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        let args = [
+            "poll-once",
+            "--json",
+            "--github-api-url",
+            &url,
+            "--token-file",
+            &token_path,
+            "--org",
+            "acme",
+        ];
+        run(BIN, &args)
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let jobs: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(jobs.len(), 3, "{jobs:?}");
+    for job in &jobs {
+        assert_eq!(job["repository"], "acme/widgets");
+        assert_eq!(job["labels"], serde_json::json!(["self-hosted", "slurm"]));
+        assert_eq!(job["source"], "poll");
+        assert_eq!(job["run_attempt"], 1);
+    }
 }

@@ -8,19 +8,17 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::exit::{ConfigError, exit_code};
+use crate::exit::exit_code;
 use crate::shutdown::Shutdown;
 
 /// Runs `service(config, shutdown)` if `config` is valid.
 ///
-/// A configuration error exits 64 at once; the first SIGTERM/SIGINT cancels
+/// A configuration error ([`crate::ConfigError`]) exits 64 at once, a
+/// request for what is not implemented ([`crate::Unimplemented`]) 69; the first SIGTERM/SIGINT cancels
 /// the token; a second signal or `grace` after the first ends the wait.
-pub async fn drive<C, F, Fut>(
-    config: Result<C, ConfigError>,
-    grace: Duration,
-    service: F,
-) -> ExitCode
+pub async fn drive<C, E, F, Fut>(config: Result<C, E>, grace: Duration, service: F) -> ExitCode
 where
+    E: Into<anyhow::Error>,
     F: FnOnce(C, CancellationToken) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
