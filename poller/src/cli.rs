@@ -53,6 +53,14 @@ pub enum Command {
         /// Seconds between polls of an idle repository.
         #[arg(long, env = "GHA_POLL_INTERVAL", default_value_t = 30)]
         poll_interval: u64,
+        /// Seconds between polls of a repository with queued or running
+        /// work.
+        #[arg(long, env = "GHA_BUSY_POLL_INTERVAL", default_value_t = 5)]
+        busy_poll_interval: u64,
+        /// Counted GitHub requests per hour the poll may spend (304s are
+        /// free); default half of a token's 5000.
+        #[arg(long, env = "GHA_REQUEST_BUDGET", default_value_t = 2500)]
+        request_budget: u32,
     },
     /// One reconciliation pass against GitHub: print each job that would be
     /// published, publish nothing.
@@ -138,6 +146,8 @@ pub enum Config {
         admin_listen: Option<SocketAddr>,
         webhook: Option<(SocketAddr, String, WebhookSecrets)>,
         poll_interval: Duration,
+        busy_poll_interval: Duration,
+        request_budget: u32,
     },
     PollOnce {
         github: GitHubConfig,
@@ -235,6 +245,8 @@ impl Cli {
                 webhook_secret_file,
                 webhook_path,
                 poll_interval,
+                busy_poll_interval,
+                request_budget,
             } => {
                 let webhook = match (webhook_listen, webhook_secret_file) {
                     (Some(listen), Some(file)) => {
@@ -258,8 +270,11 @@ impl Cli {
                     }
                     (None, _) => None,
                 };
-                if poll_interval == 0 {
-                    return Err(bad("--poll-interval must be at least 1 second"));
+                if poll_interval == 0 || busy_poll_interval == 0 {
+                    return Err(bad("poll intervals must be at least 1 second"));
+                }
+                if request_budget == 0 {
+                    return Err(bad("--request-budget must be at least 1"));
                 }
                 Config::Run {
                     github: github.validate()?,
@@ -267,6 +282,8 @@ impl Cli {
                     admin_listen: admin.admin_listen,
                     webhook,
                     poll_interval: Duration::from_secs(poll_interval),
+                    busy_poll_interval: Duration::from_secs(busy_poll_interval),
+                    request_budget,
                 }
             }
             Command::PollOnce { github, json } => Config::PollOnce {

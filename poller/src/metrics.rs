@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -35,6 +36,13 @@ pub struct PollerMetrics {
     pub refused: Family<ReasonLabels, Counter>,
     /// Messages published to JetStream.
     pub published: Family<PublishLabels, Counter>,
+    /// Poll passes by outcome (`ok`, or the error's label).
+    pub passes: Family<OutcomeLabels, Counter>,
+    /// GitHub requests sent by the poll, and how many were answered 304.
+    pub requests: Counter,
+    pub not_modified: Counter,
+    /// The token's remaining primary budget, as GitHub last reported it.
+    pub rate_limit_remaining: Gauge,
 }
 
 impl PollerMetrics {
@@ -56,10 +64,38 @@ impl PollerMetrics {
             "Messages published to JetStream",
             self.published.clone(),
         );
+        registry.register(
+            "poll_passes",
+            "Poll passes, by outcome",
+            self.passes.clone(),
+        );
+        registry.register(
+            "github_requests",
+            "GitHub requests sent by the poll",
+            self.requests.clone(),
+        );
+        registry.register(
+            "github_not_modified",
+            "GitHub requests answered 304 (free of rate limit)",
+            self.not_modified.clone(),
+        );
+        registry.register(
+            "rate_limit_remaining",
+            "Remaining primary rate limit of the token, as last reported",
+            self.rate_limit_remaining.clone(),
+        );
     }
 
     pub fn delivery(&self, outcome: &str) {
         self.deliveries
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    pub fn pass(&self, outcome: &str) {
+        self.passes
             .get_or_create(&OutcomeLabels {
                 outcome: outcome.into(),
             })

@@ -124,6 +124,12 @@ impl RepoPoller {
         Ok(all)
     }
 
+    /// Forgets that `job_id` was published, so the next pass offers it
+    /// again (its publication failed).
+    pub fn forget(&mut self, job_id: i64) {
+        self.tracked.remove(&job_id);
+    }
+
     /// One pass over `repository` (`owner/name`).
     pub async fn poll(&mut self, repository: &str, now_ms: i64) -> Result<Pass, GitHubError> {
         let mut pass = Pass::default();

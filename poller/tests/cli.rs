@@ -20,10 +20,9 @@ fn help_and_version() {
 }
 
 #[test]
-fn run_is_not_there_yet_and_says_so() {
+fn github_app_authentication_is_not_there_yet_and_says_so() {
     let token = token_file("ghp_x");
     let token = token.path().to_str().unwrap();
-    assert_unimplemented(BIN, &["run", "--token-file", token, "--repos", "a/b"]);
     assert_unimplemented(
         BIN,
         &[

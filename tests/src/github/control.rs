@@ -213,7 +213,7 @@ async fn requests(State(shared): State<Arc<Shared>>) -> Json<Value> {
     let log = shared.requests.lock().expect("log lock");
     Json(Value::Array(
         log.iter()
-            .map(|r| json!({"method": r.method, "path": r.path, "token": r.token, "status": r.status}))
+            .map(|r| json!({"method": r.method, "path": r.path, "token": r.token, "status": r.status, "at": json::time(r.at)}))
             .collect(),
     ))
 }

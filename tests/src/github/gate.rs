@@ -75,6 +75,7 @@ pub async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Nex
         path: path_and_query.clone(),
         token: token.clone(),
         status,
+        at: Utc::now(),
     };
 
     let faults = shared

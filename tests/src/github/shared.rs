@@ -23,6 +23,8 @@ pub struct RequestRecord {
     /// The token from `Authorization`, if any.
     pub token: Option<String>,
     pub status: u16,
+    /// When the answer (or the drop) happened.
+    pub at: Timestamp,
 }
 
 /// Everything the handlers share.

@@ -1,0 +1,123 @@
+//! Spending the rate-limit budget evenly: a token bucket refilled at
+//! `budget / hour`, from which each poll pass takes the requests GitHub
+//! counted (a 304 costs nothing). When the bucket is empty, the next pass
+//! waits until it holds enough again. Limits GitHub announces (a spent
+//! primary budget until `reset`, a secondary limit's `retry-after`) stop all
+//! requests until they lift.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// The pacing state.
+#[derive(Debug)]
+pub struct Pacer {
+    /// Requests per second the budget allows.
+    rate: f64,
+    /// Most requests that may be spent in a burst.
+    capacity: f64,
+    tokens: f64,
+    updated: Instant,
+    /// No request before this instant (GitHub said so).
+    blocked_until: Option<Instant>,
+}
+
+impl Pacer {
+    /// Paces to `per_hour` counted requests, allowing bursts of a minute's
+    /// worth.
+    pub fn new(per_hour: u32, now: Instant) -> Self {
+        let rate = f64::from(per_hour.max(1)) / 3600.0;
+        let capacity = (rate * 60.0).max(1.0);
+        Self {
+            rate,
+            capacity,
+            tokens: capacity,
+            updated: now,
+            blocked_until: None,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
+        self.updated = now;
+    }
+
+    /// Records `counted` requests spent.
+    pub fn spend(&mut self, counted: u32, now: Instant) {
+        self.refill(now);
+        self.tokens -= f64::from(counted);
+    }
+
+    /// Stops every request until `until`.
+    pub fn block_until(&mut self, until: Instant) {
+        self.blocked_until = Some(self.blocked_until.map_or(until, |known| known.max(until)));
+    }
+
+    /// The earliest instant the next pass may start.
+    pub fn ready_at(&mut self, now: Instant) -> Instant {
+        self.refill(now);
+        let budget_ready = if self.tokens >= 1.0 {
+            now
+        } else {
+            now + Duration::from_secs_f64((1.0 - self.tokens) / self.rate)
+        };
+        match self.blocked_until {
+            Some(blocked) if blocked > budget_ready => blocked,
+            _ => budget_ready,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spending_beyond_the_burst_waits_for_the_budget() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(3600, start); // 1 request a second, bursts of 60
+        assert_eq!(pacer.ready_at(start), start);
+        pacer.spend(70, start);
+        // 10 over: 11 seconds until one token is back.
+        assert_eq!(pacer.ready_at(start), start + Duration::from_secs(11));
+        assert_eq!(
+            pacer.ready_at(start + Duration::from_secs(11)),
+            start + Duration::from_secs(11)
+        );
+    }
+
+    #[test]
+    fn a_pass_answered_by_304s_costs_nothing() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(60, start);
+        pacer.spend(0, start);
+        assert_eq!(pacer.ready_at(start), start);
+    }
+
+    #[test]
+    fn an_announced_limit_blocks_even_with_budget_left() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(3600, start);
+        pacer.block_until(start + Duration::from_secs(30));
+        pacer.block_until(start + Duration::from_secs(5));
+        assert_eq!(pacer.ready_at(start), start + Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_hourly_spend_stays_within_the_budget() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(1000, start);
+        let mut now = start;
+        let mut spent = 0;
+        while now < start + Duration::from_secs(3600) {
+            now = pacer.ready_at(now);
+            pacer.spend(7, now);
+            spent += 7;
+        }
+        // At most the budget, plus the initial burst (17), plus the overshoot
+        // of a pass started on the last token and the one at the hour's end.
+        assert!(spent <= 1000 + 17 + 2 * 7, "spent {spent}");
+        assert!(spent >= 950, "spent only {spent}");
+    }
+}
