@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use gha_runtime::ConfigError;
 use gha_runtime::admin::AdminArgs;
 use gha_runtime::nats::{NatsArgs, NatsConfig};
 use gha_runtime::telemetry::TelemetryArgs;
-use gha_runtime::{ConfigError, Unimplemented};
+use secrecy::ExposeSecret;
 use secrecy::SecretString;
 
 use crate::policy::JobPolicy;
@@ -124,13 +125,27 @@ pub struct GitHubArgs {
 pub enum Watched {
     Repos(Vec<String>),
     Org(String),
+    /// Every repository the installation can access.
+    Installation,
+}
+
+/// How the poller authenticates.
+#[derive(Debug, Clone)]
+pub enum AuthConfig {
+    Token(SecretString),
+    App {
+        app_id: u64,
+        /// The private key (PEM), checked to be usable.
+        key_pem: SecretString,
+        installations: Vec<u64>,
+    },
 }
 
 /// Validated GitHub settings.
 #[derive(Debug, Clone)]
 pub struct GitHubConfig {
     pub api_url: String,
-    pub token: SecretString,
+    pub auth: AuthConfig,
     pub watched: Watched,
     pub policy: JobPolicy,
 }
@@ -155,87 +170,136 @@ pub enum Config {
     },
 }
 
-/// Bad flags, or flags asking for what this build cannot do yet. Not an
-/// `Error` itself: it converts into the `anyhow::Error` of the inner error,
-/// so the exit code (64 or 69) follows from it.
-#[derive(Debug)]
-pub enum CliError {
-    Config(ConfigError),
-    Unimplemented(Unimplemented),
+fn bad(message: impl Into<String>) -> ConfigError {
+    ConfigError(message.into())
 }
 
-impl From<ConfigError> for CliError {
-    fn from(err: ConfigError) -> Self {
-        Self::Config(err)
-    }
-}
-
-impl From<CliError> for anyhow::Error {
-    fn from(err: CliError) -> Self {
-        match err {
-            CliError::Config(err) => err.into(),
-            CliError::Unimplemented(err) => err.into(),
-        }
-    }
-}
-
-fn bad(message: impl Into<String>) -> CliError {
-    CliError::Config(ConfigError(message.into()))
-}
-
-fn read_file(flag: &str, path: &PathBuf) -> Result<String, CliError> {
+fn read_file(flag: &str, path: &PathBuf) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|err| bad(format!("{flag} {}: {err}", path.display())))
 }
 
 impl GitHubArgs {
-    fn validate(self) -> Result<GitHubConfig, CliError> {
+    fn validate(self) -> Result<GitHubConfig, ConfigError> {
         let api_url = self.github_api_url.trim_end_matches('/').to_string();
         if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
             return Err(bad(format!(
                 "--github-api-url {api_url:?}: not an http(s) URL"
             )));
         }
-        if self.app_id.is_some() || self.installation_repos {
-            return Err(CliError::Unimplemented(Unimplemented {
-                command: "gha-poller with GitHub App authentication (--app-id, --installation-repos)",
-                tracking: "issue 4, gha-poller; use --token-file for now",
-            }));
-        }
-        let token = match &self.token_file {
-            Some(path) => read_file("--token-file", path)?.trim().to_string(),
-            None => std::env::var("GHA_GITHUB_TOKEN").unwrap_or_default(),
-        };
-        if token.is_empty() {
-            return Err(bad(
-                "no GitHub credentials: give --token-file (or GHA_GITHUB_TOKEN)",
-            ));
-        }
-        let watched = match (self.repos.is_empty(), self.org) {
-            (false, _) => {
-                if let Some(bad_repo) = self.repos.iter().find(|repo| {
-                    repo.split('/').count() != 2 || repo.starts_with('/') || repo.ends_with('/')
-                }) {
-                    return Err(bad(format!("--repos: {bad_repo:?} is not owner/name")));
+        let auth = match (self.app_id, &self.app_key_file) {
+            (Some(app_id), Some(key_file)) => {
+                let pem = read_file("--app-key-file", key_file)?;
+                if let Err(err) = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()) {
+                    return Err(bad(format!(
+                        "--app-key-file {}: not an RSA private key: {err}",
+                        key_file.display()
+                    )));
                 }
-                Watched::Repos(self.repos)
+                if self.installation_id.is_empty() {
+                    return Err(bad("--app-id needs --installation-id"));
+                }
+                AuthConfig::App {
+                    app_id,
+                    key_pem: SecretString::from(pem),
+                    installations: self.installation_id.clone(),
+                }
             }
-            (true, Some(org)) => Watched::Org(org),
-            (true, None) => return Err(bad("nothing to watch: give --repos or --org")),
+            _ => {
+                let token = match &self.token_file {
+                    Some(path) => read_file("--token-file", path)?.trim().to_string(),
+                    None => std::env::var("GHA_GITHUB_TOKEN").unwrap_or_default(),
+                };
+                if token.is_empty() {
+                    return Err(bad(
+                        "no GitHub credentials: give --token-file (or GHA_GITHUB_TOKEN), or --app-id",
+                    ));
+                }
+                AuthConfig::Token(SecretString::from(token))
+            }
+        };
+        let app_installations = match &auth {
+            AuthConfig::App { installations, .. } => installations.len(),
+            AuthConfig::Token(_) => 0,
+        };
+        let watched = if self.installation_repos {
+            if app_installations == 0 {
+                return Err(bad(
+                    "--installation-repos needs GitHub App authentication (--app-id)",
+                ));
+            }
+            Watched::Installation
+        } else {
+            if app_installations > 1 {
+                return Err(bad(
+                    "with several --installation-id, watch --installation-repos (which repository belongs to which installation is not guessed)",
+                ));
+            }
+            match (self.repos.is_empty(), self.org) {
+                (false, _) => {
+                    if let Some(bad_repo) = self.repos.iter().find(|repo| {
+                        repo.split('/').count() != 2 || repo.starts_with('/') || repo.ends_with('/')
+                    }) {
+                        return Err(bad(format!("--repos: {bad_repo:?} is not owner/name")));
+                    }
+                    Watched::Repos(self.repos)
+                }
+                (true, Some(org)) => Watched::Org(org),
+                (true, None) => {
+                    return Err(bad(
+                        "nothing to watch: give --repos, --org or --installation-repos",
+                    ));
+                }
+            }
         };
         let marker = Some(self.marker_label.trim()).filter(|label| !label.is_empty());
         let allowed = (!self.allowed_labels.is_empty()).then_some(self.allowed_labels.as_slice());
         Ok(GitHubConfig {
             api_url,
-            token: SecretString::from(token),
+            auth,
             watched,
             policy: JobPolicy::new(marker, allowed, self.allow_fork_prs),
         })
     }
 }
 
+impl GitHubConfig {
+    /// One client per identity: the token's, or each installation's.
+    pub fn clients(&self) -> Vec<std::sync::Arc<crate::github::GitHubClient>> {
+        use crate::github::{AppCredentials, Auth, GitHubClient};
+        use std::sync::Arc;
+        match &self.auth {
+            AuthConfig::Token(token) => {
+                vec![Arc::new(GitHubClient::new(&self.api_url, token.clone()))]
+            }
+            AuthConfig::App {
+                app_id,
+                key_pem,
+                installations,
+            } => {
+                let app = Arc::new(
+                    AppCredentials::new(&self.api_url, *app_id, key_pem.expose_secret().as_bytes())
+                        .expect("the key was checked at validation"),
+                );
+                installations
+                    .iter()
+                    .map(|installation| {
+                        Arc::new(GitHubClient::with_auth(
+                            &self.api_url,
+                            Auth::Installation {
+                                app: app.clone(),
+                                installation: *installation,
+                            },
+                        ))
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
 impl Cli {
     /// Checks the flags; reads the secret files they name, nothing else.
-    pub fn validate(self) -> Result<Config, CliError> {
+    pub fn validate(self) -> Result<Config, ConfigError> {
         Ok(match self.command {
             Command::Run {
                 github,

@@ -2,15 +2,12 @@
 //! repository, printing the jobs that would be published and publishing
 //! nothing: the operator's way to see what the poller sees.
 
-use std::io::Write;
-use std::sync::Arc;
-
 use anyhow::Context;
 use gha_proto::v1::{JobSource, QueuedJob};
 use serde_json::{Value, json};
+use std::io::Write;
 
 use crate::cli::GitHubConfig;
-use crate::github::GitHubClient;
 use crate::observe::Observation;
 use crate::poll::RepoPoller;
 use crate::repos;
@@ -42,6 +39,22 @@ pub fn queued_job_json(job: &QueuedJob) -> Value {
     })
 }
 
+fn print_job(job: &QueuedJob, json: bool, out: &mut impl Write) -> std::io::Result<()> {
+    if json {
+        writeln!(out, "{}", queued_job_json(job))
+    } else {
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t[{}]",
+            job.job_id,
+            job.repository,
+            job.workflow_name,
+            job.job_name,
+            job.labels.join(",")
+        )
+    }
+}
+
 /// Runs one pass and writes each queued job to `out`: JSON lines, or a
 /// line of text per job.
 pub async fn poll_once(
@@ -49,48 +62,38 @@ pub async fn poll_once(
     json: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<usize> {
-    let client = Arc::new(GitHubClient::new(&config.api_url, config.token.clone()));
-    let watched = repos::resolve(&client, &config.watched)
-        .await
-        .context("listing the watched repositories")?;
-    let mut poller = RepoPoller::new(client.clone(), config.policy.clone());
     let mut printed = 0;
-    for repo in &watched {
-        let now = chrono::Utc::now().timestamp_millis();
-        let pass = poller
-            .poll(repo, now)
+    for client in config.clients() {
+        let watched = repos::resolve(&client, &config.watched)
             .await
-            .with_context(|| format!("polling {repo}"))?;
-        for (job_id, refusal) in &pass.refused {
-            tracing::info!(repository = %repo, job_id, reason = %refusal, "refused");
-        }
-        for observation in pass.observations {
-            let Observation::Queued(job) = observation else {
-                continue;
-            };
-            if json {
-                writeln!(out, "{}", queued_job_json(&job))?;
-            } else {
-                writeln!(
-                    out,
-                    "{}\t{}\t{}\t{}\t[{}]",
-                    job.job_id,
-                    job.repository,
-                    job.workflow_name,
-                    job.job_name,
-                    job.labels.join(",")
-                )?;
+            .context("listing the watched repositories")?;
+        let mut poller = RepoPoller::new(client.clone(), config.policy.clone());
+        for repo in &watched {
+            let now = chrono::Utc::now().timestamp_millis();
+            let pass = poller
+                .poll(repo, now)
+                .await
+                .with_context(|| format!("polling {repo}"))?;
+            for (job_id, refusal) in &pass.refused {
+                tracing::info!(repository = %repo, job_id, reason = %refusal, "refused");
             }
-            printed += 1;
+            for observation in pass.observations {
+                let Observation::Queued(mut job) = observation else {
+                    continue;
+                };
+                job.installation_id = client.installation().map_or(0, |id| id as i64);
+                print_job(&job, json, out)?;
+                printed += 1;
+            }
         }
-    }
-    if let Some(budget) = client.budget() {
-        tracing::info!(
-            remaining = budget.remaining,
-            limit = budget.limit,
-            reset = budget.reset,
-            "rate limit"
-        );
+        if let Some(budget) = client.budget() {
+            tracing::info!(
+                remaining = budget.remaining,
+                limit = budget.limit,
+                reset = budget.reset,
+                "rate limit"
+            );
+        }
     }
     Ok(printed)
 }

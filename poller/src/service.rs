@@ -12,7 +12,6 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Config;
-use crate::github::GitHubClient;
 use crate::metrics::PollerMetrics;
 use crate::poll_loop::PollLoop;
 use crate::webhook::WebhookReceiver;
@@ -45,7 +44,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     metrics.register(&mut registry);
     let health = Health::default();
     health.ok("nats");
-    let client = Arc::new(GitHubClient::new(&github.api_url, github.token.clone()));
+    let clients = github.clients();
 
     let mut tasks: JoinSet<anyhow::Result<&'static str>> = JoinSet::new();
     if let Some(addr) = admin_listen {
@@ -63,7 +62,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             secrets,
             github.policy.clone(),
             contract.clone(),
-            client.clone(),
+            clients.clone(),
             metrics.clone(),
         ));
         let listener = tokio::net::TcpListener::bind(addr)
@@ -79,21 +78,24 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             Ok("webhook endpoint")
         });
     }
-    let poll = PollLoop {
-        github: client,
-        contract,
-        watched: github.watched,
-        policy: github.policy,
-        idle_interval: poll_interval,
-        busy_interval: busy_poll_interval,
-        budget_per_hour: request_budget,
-        metrics,
-    };
-    let poll_shutdown = shutdown.clone();
-    tasks.spawn(async move {
-        poll.run(poll_shutdown).await?;
-        Ok("poll loop")
-    });
+    // One poll loop per identity: each has its own rate limit.
+    for client in clients {
+        let poll = PollLoop {
+            github: client,
+            contract: contract.clone(),
+            watched: github.watched.clone(),
+            policy: github.policy.clone(),
+            idle_interval: poll_interval,
+            busy_interval: busy_poll_interval,
+            budget_per_hour: request_budget,
+            metrics: metrics.clone(),
+        };
+        let poll_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            poll.run(poll_shutdown).await?;
+            Ok("poll loop")
+        });
+    }
 
     while let Some(ended) = tasks.join_next().await {
         let what = ended.context("a task panicked")??;

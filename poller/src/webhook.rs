@@ -42,8 +42,9 @@ pub struct WebhookReceiver {
     pub secrets: WebhookSecrets,
     pub policy: JobPolicy,
     pub contract: Contract,
-    /// Looks up a job's run to tell whether it builds a fork's code.
-    pub github: Arc<GitHubClient>,
+    /// Look up a job's run to tell whether it builds a fork's code: the
+    /// token's client, or one per app installation.
+    pub clients: Vec<Arc<GitHubClient>>,
     pub metrics: PollerMetrics,
     recent: Mutex<RecentIds>,
     run_is_fork: Mutex<HashMap<i64, bool>>,
@@ -56,14 +57,14 @@ impl WebhookReceiver {
         secrets: WebhookSecrets,
         policy: JobPolicy,
         contract: Contract,
-        github: Arc<GitHubClient>,
+        clients: Vec<Arc<GitHubClient>>,
         metrics: PollerMetrics,
     ) -> Self {
         Self {
             secrets,
             policy,
             contract,
-            github,
+            clients,
             metrics,
             recent: Mutex::new(RecentIds::new(RECENT_DELIVERIES)),
             run_is_fork: Mutex::new(HashMap::new()),
@@ -138,7 +139,7 @@ impl WebhookReceiver {
             Observation::Queued(queued) => {
                 if !self.policy.allow_forks {
                     match self
-                        .is_from_fork(&event.repository.full_name, job.run_id)
+                        .is_from_fork(&event.repository.full_name, job.run_id, installation)
                         .await
                     {
                         Ok(true) => return self.refuse(job.id, &Refusal::ForkPullRequest),
@@ -188,10 +189,28 @@ impl WebhookReceiver {
         }
     }
 
+    /// The installation's client, or else the token's (a token sees every
+    /// installation's repositories).
+    fn client_for(&self, installation: i64) -> Option<&Arc<GitHubClient>> {
+        self.clients
+            .iter()
+            .find(|client| {
+                client
+                    .installation()
+                    .is_some_and(|id| id as i64 == installation)
+            })
+            .or_else(|| {
+                self.clients
+                    .iter()
+                    .find(|client| client.installation().is_none())
+            })
+    }
+
     async fn is_from_fork(
         &self,
         repository: &str,
         run_id: i64,
+        installation: i64,
     ) -> Result<bool, crate::github::GitHubError> {
         if let Some(known) = self
             .run_is_fork
@@ -202,7 +221,12 @@ impl WebhookReceiver {
             return Ok(*known);
         }
         let path = format!("/repos/{repository}/actions/runs/{run_id}");
-        let fork = match self.github.get::<WorkflowRun>(&path, None).await? {
+        let client =
+            self.client_for(installation)
+                .ok_or_else(|| crate::github::GitHubError::NotFound {
+                    path: format!("{path} (no credentials for installation {installation})"),
+                })?;
+        let fork = match client.get::<WorkflowRun>(&path, None).await? {
             Fetched::Fresh { value, .. } => value.is_from_fork(),
             Fetched::NotModified => false,
         };

@@ -2,7 +2,7 @@
 //! flags with 64 and what it cannot do yet with 69, and `poll-once` shows
 //! what a pass against GitHub finds.
 
-use gha_testkit::cli::{assert_config_error, assert_help_and_version, assert_unimplemented, run};
+use gha_testkit::cli::{assert_config_error, assert_help_and_version, run};
 use gha_testkit::github::{GitHubEmulator, JobSpec, WorkflowSpec};
 use serde_json::Value;
 
@@ -17,24 +17,6 @@ fn token_file(token: &str) -> tempfile::NamedTempFile {
 #[test]
 fn help_and_version() {
     assert_help_and_version(BIN, "gha-poller", &["run", "poll-once"]);
-}
-
-#[test]
-fn github_app_authentication_is_not_there_yet_and_says_so() {
-    let token = token_file("ghp_x");
-    let token = token.path().to_str().unwrap();
-    assert_unimplemented(
-        BIN,
-        &[
-            "poll-once",
-            "--app-id",
-            "1",
-            "--app-key-file",
-            token,
-            "--repos",
-            "a/b",
-        ],
-    );
 }
 
 #[test]
@@ -62,7 +44,26 @@ fn bad_flags_are_config_errors_naming_the_flag() {
     assert_config_error(
         BIN,
         &["poll-once", "--token-file", token],
-        "--repos or --org",
+        "nothing to watch",
+    );
+    assert_config_error(
+        BIN,
+        &[
+            "poll-once",
+            "--app-id",
+            "1",
+            "--app-key-file",
+            token,
+            "--installation-id",
+            "2",
+            "--installation-repos",
+        ],
+        "not an RSA private key",
+    );
+    assert_config_error(
+        BIN,
+        &["poll-once", "--token-file", token, "--installation-repos"],
+        "--app-id",
     );
     assert_config_error(
         BIN,
@@ -136,4 +137,66 @@ async fn poll_once_prints_each_queued_job_as_json_and_publishes_nothing() {
         assert_eq!(job["source"], "poll");
         assert_eq!(job["run_attempt"], 1);
     }
+}
+
+const APP_KEY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/fixtures/github-app-test-key.pem"
+);
+const APP_PUBLIC_KEY: &[u8] = include_bytes!("../../tests/fixtures/github-app-test-key.pub.pem");
+
+#[tokio::test]
+async fn poll_once_as_a_github_app_watches_its_installations_repositories() {
+    let emulator = GitHubEmulator::start().await.unwrap();
+    emulator.add_repo("acme/widgets");
+    emulator.add_repo("acme/private");
+    emulator.register_app(4242, APP_PUBLIC_KEY).unwrap();
+    let installation = emulator.add_installation(4242, "acme", &["acme/widgets"]);
+    for repo in ["acme/widgets", "acme/private"] {
+        emulator
+            .create_run(
+                repo,
+                WorkflowSpec::new("CI", vec![JobSpec::new("build", &["slurm"])]),
+            )
+            .unwrap();
+    }
+    let url = emulator.url();
+    let output = tokio::task::spawn_blocking(move || {
+        let installation = installation.to_string();
+        let args = [
+            "poll-once",
+            "--json",
+            "--github-api-url",
+            &url,
+            "--app-id",
+            "4242",
+            "--app-key-file",
+            APP_KEY,
+            "--installation-id",
+            &installation,
+            "--installation-repos",
+        ];
+        run(BIN, &args)
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let jobs: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0]["repository"], "acme/widgets");
+    assert_eq!(jobs[0]["installation_id"], installation);
+    let minted = emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/access_tokens") && r.status == 201)
+        .count();
+    assert_eq!(minted, 1, "one installation token for the whole pass");
 }

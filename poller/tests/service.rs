@@ -55,10 +55,7 @@ async fn start(rate_limits: RateLimitSettings) -> Running {
     ])
     .unwrap();
     let shutdown = CancellationToken::new();
-    let service = tokio::spawn(gha_poller::run(
-        cli.validate().map_err(anyhow::Error::from).unwrap(),
-        shutdown.clone(),
-    ));
+    let service = tokio::spawn(gha_poller::run(cli.validate().unwrap(), shutdown.clone()));
     Running {
         _nats: nats,
         emulator,

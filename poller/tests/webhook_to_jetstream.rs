@@ -38,7 +38,7 @@ async fn setup() -> Setup {
         WebhookSecrets::from_lines(&format!("old-secret\n{SECRET}\n")),
         JobPolicy::default(),
         contract.clone(),
-        github,
+        vec![github],
         PollerMetrics::default(),
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

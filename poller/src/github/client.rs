@@ -5,13 +5,15 @@
 //! Plain HTTP rather than octocrab: octocrab's `get` turns a 304 into an
 //! error and its models reject fields GitHub sends as null.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, ETAG, IF_NONE_MATCH, LINK, RETRY_AFTER, USER_AGENT};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
+
+use super::app::AppCredentials;
 
 /// What a GET returned.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,11 +82,23 @@ impl GitHubError {
     }
 }
 
+/// Who the client is to GitHub.
+#[derive(Clone)]
+pub enum Auth {
+    /// A personal access token.
+    Token(SecretString),
+    /// A GitHub App installation; its token is minted and refreshed.
+    Installation {
+        app: Arc<AppCredentials>,
+        installation: u64,
+    },
+}
+
 /// An authenticated client for one GitHub (github.com or a GHES base URL).
 pub struct GitHubClient {
     http: reqwest::Client,
     base_url: String,
-    token: SecretString,
+    auth: Auth,
     budget: Mutex<Option<Budget>>,
 }
 
@@ -108,16 +122,37 @@ fn header_number<T: std::str::FromStr>(response: &reqwest::Response, name: &str)
 }
 
 impl GitHubClient {
-    /// A client for the API at `base_url` (e.g. `https://api.github.com`).
+    /// A client for the API at `base_url` (e.g. `https://api.github.com`)
+    /// with a personal access token.
     pub fn new(base_url: &str, token: SecretString) -> Self {
+        Self::with_auth(base_url, Auth::Token(token))
+    }
+
+    /// A client for the API at `base_url` authenticating as `auth`.
+    pub fn with_auth(base_url: &str, auth: Auth) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("HTTP client builds"),
             base_url: base_url.trim_end_matches('/').to_string(),
-            token,
+            auth,
             budget: Mutex::new(None),
+        }
+    }
+
+    /// The installation this client acts for, if it is an app's.
+    pub fn installation(&self) -> Option<u64> {
+        match &self.auth {
+            Auth::Token(_) => None,
+            Auth::Installation { installation, .. } => Some(*installation),
+        }
+    }
+
+    async fn bearer(&self) -> Result<SecretString, GitHubError> {
+        match &self.auth {
+            Auth::Token(token) => Ok(token.clone()),
+            Auth::Installation { app, installation } => app.installation_token(*installation).await,
         }
     }
 
@@ -138,7 +173,7 @@ impl GitHubClient {
             .get(format!("{}{path}", self.base_url))
             .header(
                 AUTHORIZATION,
-                format!("Bearer {}", self.token.expose_secret()),
+                format!("Bearer {}", self.bearer().await?.expose_secret()),
             )
             .header(ACCEPT, "application/vnd.github+json")
             .header("X-GitHub-Api-Version", "2022-11-28")

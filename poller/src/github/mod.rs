@@ -1,6 +1,8 @@
 //! What the poller reads from GitHub, and how.
 
+pub mod app;
 pub mod client;
 pub mod types;
 
-pub use client::{Budget, Fetched, GitHubClient, GitHubError};
+pub use app::AppCredentials;
+pub use client::{Auth, Budget, Fetched, GitHubClient, GitHubError};
