@@ -71,7 +71,10 @@ async fn main() {
         WebhookSecrets::from_lines(SECRET),
         JobPolicy::new(Some("slurm"), None, true),
         contract.clone(),
-        vec![Arc::new(GitHubClient::new("http://127.0.0.1:9", "unused".to_string().into()))],
+        vec![Arc::new(GitHubClient::new(
+            "http://127.0.0.1:9",
+            "unused".to_string().into(),
+        ))],
         PollerMetrics::default(),
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -86,7 +89,10 @@ async fn main() {
         http.post(&url)
             .header("X-GitHub-Event", "workflow_job")
             .header("X-GitHub-Delivery", format!("warm-{job}"))
-            .header("X-Hub-Signature-256", signature_256(SECRET.as_bytes(), body.as_bytes()))
+            .header(
+                "X-Hub-Signature-256",
+                signature_256(SECRET.as_bytes(), body.as_bytes()),
+            )
             .body(body)
             .send()
             .await
@@ -124,7 +130,10 @@ async fn main() {
         let status = response.status();
         let text = response.text().await.unwrap();
         webhook.push(start.elapsed());
-        assert!(status.as_u16() == 202 && text == "published", "{status} {text}");
+        assert!(
+            status.as_u16() == 202 && text == "published",
+            "{status} {text}"
+        );
     }
 
     println!("webhook in -> JetStream ack, {count} deliveries, loopback, 1 client");
@@ -134,6 +143,10 @@ async fn main() {
         "ratio to floor: p50 {:.2}x, p99 {:.2}x; target p99 < 5 ms: {}",
         p50.as_secs_f64() / floor_p50.as_secs_f64(),
         p99.as_secs_f64() / floor_p99.as_secs_f64(),
-        if p99 < Duration::from_millis(5) { "met" } else { "NOT met" }
+        if p99 < Duration::from_millis(5) {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
 }
