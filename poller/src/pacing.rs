@@ -1,7 +1,9 @@
 //! Spending the rate-limit budget evenly: a token bucket refilled at
 //! `budget / hour`, from which each poll pass takes the requests GitHub
 //! counted (a 304 costs nothing). When the bucket is empty, the next pass
-//! waits until it holds enough again. Limits GitHub announces (a spent
+//! waits until it holds enough again. The refill also slows down when
+//! GitHub reports less budget left than the rate would need until the
+//! window resets (the token may be shared). Limits GitHub announces (a spent
 //! primary budget until `reset`, a secondary limit's `retry-after`) stop all
 //! requests until they lift.
 
@@ -14,6 +16,9 @@ use tokio::time::Instant;
 pub struct Pacer {
     /// Requests per second the budget allows.
     rate: f64,
+    /// Requests per second GitHub's reported remaining budget allows, if
+    /// lower.
+    cap: Option<f64>,
     /// Most requests that may be spent in a burst.
     capacity: f64,
     tokens: f64,
@@ -30,6 +35,7 @@ impl Pacer {
         let capacity = (rate * 60.0).max(1.0);
         Self {
             rate,
+            cap: None,
             capacity,
             tokens: capacity,
             updated: now,
@@ -37,10 +43,27 @@ impl Pacer {
         }
     }
 
+    /// The refill rate in force.
+    fn effective_rate(&self) -> f64 {
+        // Never zero: an exhausted budget is a hard stop (`block_until`).
+        const FLOOR: f64 = 1.0 / 3600.0;
+        self.cap
+            .map_or(self.rate, |cap| self.rate.min(cap))
+            .max(FLOOR)
+    }
+
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
+        self.tokens = (self.tokens + elapsed * self.effective_rate()).min(self.capacity);
         self.updated = now;
+    }
+
+    /// GitHub reports `remaining` requests until the window resets in
+    /// `reset_in`: spend no faster than nine tenths of that allows.
+    pub fn observe_budget(&mut self, remaining: u32, reset_in: Duration, now: Instant) {
+        self.refill(now);
+        let seconds = reset_in.as_secs_f64().max(1.0);
+        self.cap = Some(f64::from(remaining) * 0.9 / seconds);
     }
 
     /// Records `counted` requests spent.
@@ -60,7 +83,7 @@ impl Pacer {
         let budget_ready = if self.tokens >= 1.0 {
             now
         } else {
-            now + Duration::from_secs_f64((1.0 - self.tokens) / self.rate)
+            now + Duration::from_secs_f64((1.0 - self.tokens) / self.effective_rate())
         };
         match self.blocked_until {
             Some(blocked) if blocked > budget_ready => blocked,
@@ -85,6 +108,20 @@ mod tests {
             pacer.ready_at(start + Duration::from_secs(11)),
             start + Duration::from_secs(11)
         );
+    }
+
+    #[test]
+    fn a_shrinking_reported_budget_slows_the_refill() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(3600, start); // 1 request a second
+        pacer.spend(60, start); // the burst spent: no token left
+        assert_eq!(pacer.ready_at(start), start + Duration::from_secs(1));
+        // GitHub: 100 left for the next 900 s -> 0.1 requests a second.
+        pacer.observe_budget(100, Duration::from_secs(900), start);
+        assert_eq!(pacer.ready_at(start), start + Duration::from_secs(10));
+        // Plenty left: the configured rate applies again.
+        pacer.observe_budget(5000, Duration::from_secs(900), start);
+        assert_eq!(pacer.ready_at(start), start + Duration::from_secs(1));
     }
 
     #[test]
