@@ -28,11 +28,13 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// Paces to `per_hour` counted requests, allowing bursts of a minute's
-    /// worth.
+    /// Paces to at most `per_hour` counted requests in any hour: a sixth of
+    /// the budget may go in a burst (the first sweep after a start costs
+    /// one request per repository and status), the rest refills evenly.
     pub fn new(per_hour: u32, now: Instant) -> Self {
-        let rate = f64::from(per_hour.max(1)) / 3600.0;
-        let capacity = (rate * 60.0).max(1.0);
+        let budget = f64::from(per_hour.max(1));
+        let capacity = (budget / 6.0).max(1.0);
+        let rate = ((budget - capacity) / 3600.0).max(1.0 / 3600.0);
         Self {
             rate,
             cap: None,
@@ -99,22 +101,20 @@ mod tests {
     #[test]
     fn spending_beyond_the_burst_waits_for_the_budget() {
         let start = Instant::now();
-        let mut pacer = Pacer::new(3600, start); // 1 request a second, bursts of 60
+        let mut pacer = Pacer::new(4320, start); // bursts of 720, then 1 a second
         assert_eq!(pacer.ready_at(start), start);
-        pacer.spend(70, start);
+        pacer.spend(730, start);
         // 10 over: 11 seconds until one token is back.
         assert_eq!(pacer.ready_at(start), start + Duration::from_secs(11));
-        assert_eq!(
-            pacer.ready_at(start + Duration::from_secs(11)),
-            start + Duration::from_secs(11)
-        );
+        let later = start + Duration::from_secs(11);
+        assert_eq!(pacer.ready_at(later), later);
     }
 
     #[test]
     fn a_shrinking_reported_budget_slows_the_refill() {
         let start = Instant::now();
-        let mut pacer = Pacer::new(3600, start); // 1 request a second
-        pacer.spend(60, start); // the burst spent: no token left
+        let mut pacer = Pacer::new(4320, start); // bursts of 720, then 1 a second
+        pacer.spend(720, start); // the burst spent: no token left
         assert_eq!(pacer.ready_at(start), start + Duration::from_secs(1));
         // GitHub: 100 left for the next 900 s -> 0.1 requests a second.
         pacer.observe_budget(100, Duration::from_secs(900), start);
@@ -147,14 +147,17 @@ mod tests {
         let mut pacer = Pacer::new(1000, start);
         let mut now = start;
         let mut spent = 0;
-        while now < start + Duration::from_secs(3600) {
+        loop {
             now = pacer.ready_at(now);
+            if now >= start + Duration::from_secs(3600) {
+                break;
+            }
             pacer.spend(7, now);
             spent += 7;
         }
-        // At most the budget, plus the initial burst (17), plus the overshoot
-        // of a pass started on the last token and the one at the hour's end.
-        assert!(spent <= 1000 + 17 + 2 * 7, "spent {spent}");
+        // At most the budget, plus the overshoot of a pass started on the
+        // last token.
+        assert!(spent <= 1000 + 7, "spent {spent}");
         assert!(spent >= 950, "spent only {spent}");
     }
 }

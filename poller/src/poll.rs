@@ -5,7 +5,8 @@
 //!
 //! Jobs published as queued are remembered until they are seen leaving
 //! `queued`; if their run drops out of both lists first (cancelled,
-//! finished), the job itself is fetched, so demand is always withdrawn.
+//! finished), the run's jobs are read once more, so demand is always
+//! withdrawn.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -166,32 +167,44 @@ impl RepoPoller {
                 self.consider(&job, &repo, run.is_from_fork(), now_ms, &mut pass);
             }
         }
-        // Outstanding demand whose run left both lists: ask for the job.
-        let lost: Vec<(i64, Tracked)> = self
+        // Outstanding demand whose run left both lists: read those runs'
+        // jobs (one listing per run, not a request per job).
+        let mut lost_runs: Vec<i64> = self
             .tracked
-            .iter()
-            .filter(|(_, tracked)| {
+            .values()
+            .filter(|tracked| {
                 tracked.repository == repository && !seen_runs.contains(&tracked.run_id)
             })
-            .map(|(id, tracked)| (*id, tracked.clone()))
+            .map(|tracked| tracked.run_id)
             .collect();
-        for (job_id, _) in lost {
-            let path = format!("/repos/{repository}/actions/jobs/{job_id}");
-            let job: WorkflowJob = match self.get(&path, &mut pass).await {
-                Ok((job, _)) => job,
+        lost_runs.sort_unstable();
+        lost_runs.dedup();
+        let repo = Repository {
+            id: 0,
+            full_name: repository.to_string(),
+            owner: None,
+            fork: false,
+        };
+        for run_id in lost_runs {
+            let first =
+                format!("/repos/{repository}/actions/runs/{run_id}/jobs?per_page=100&page=1");
+            let jobs = match self
+                .all_pages(first, |page: JobsPage| page.jobs, &mut pass)
+                .await
+            {
+                Ok(jobs) => jobs,
                 Err(GitHubError::NotFound { .. }) => {
-                    self.tracked.remove(&job_id);
+                    // The run was deleted: nothing will run its jobs.
+                    self.tracked.retain(|_, tracked| tracked.run_id != run_id);
                     continue;
                 }
                 Err(err) => return Err(err),
             };
-            let repo = Repository {
-                id: 0,
-                full_name: repository.to_string(),
-                owner: None,
-                fork: false,
-            };
-            self.consider(&job, &repo, false, now_ms, &mut pass);
+            for job in &jobs {
+                if self.tracked.contains_key(&job.id) {
+                    self.consider(job, &repo, false, now_ms, &mut pass);
+                }
+            }
         }
         Ok(pass)
     }
