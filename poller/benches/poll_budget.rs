@@ -248,7 +248,12 @@ async fn main() {
         let ours_steady = (ours_counted - ours_before) * steady;
         let naive_steady = (naive_counted - naive_before) * steady;
         println!(
-            "steady state (after the first minute): gha-poller {ours_steady:.0}/h, naive {naive_steady:.0}/h ({:.1}x)",
+            "steady state (after the first minute): gha-poller {ours_steady:.0}/h (budget {BUDGET_PER_HOUR}/h: {}), naive {naive_steady:.0}/h ({:.1}x)",
+            if ours_steady <= f64::from(BUDGET_PER_HOUR) {
+                "within"
+            } else {
+                "EXCEEDED"
+            },
             naive_steady / ours_steady.max(1.0)
         );
     }

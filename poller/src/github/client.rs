@@ -94,12 +94,18 @@ pub enum Auth {
     },
 }
 
+/// Requests one client has in flight at most: GitHub's secondary limits
+/// punish concurrency, and the poll is sequential anyway; this bounds the
+/// webhook endpoint's run lookups.
+pub const MAX_CONCURRENT_REQUESTS: usize = 8;
+
 /// An authenticated client for one GitHub (github.com or a GHES base URL).
 pub struct GitHubClient {
     http: reqwest::Client,
     base_url: String,
     auth: Auth,
     budget: Mutex<Option<Budget>>,
+    in_flight: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for GitHubClient {
@@ -138,6 +144,7 @@ impl GitHubClient {
             base_url: base_url.trim_end_matches('/').to_string(),
             auth,
             budget: Mutex::new(None),
+            in_flight: tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS),
         }
     }
 
@@ -168,6 +175,11 @@ impl GitHubClient {
         path: &str,
         etag: Option<&str>,
     ) -> Result<Fetched<T>, GitHubError> {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let mut request = self
             .http
             .get(format!("{}{path}", self.base_url))
