@@ -12,7 +12,9 @@ use gha_poller::policy::JobPolicy;
 use gha_poller::poll_loop::PollLoop;
 use gha_poller::webhook::WebhookReceiver;
 use gha_poller::webhook_signature::WebhookSecrets;
-use gha_proto::{Contract, JobEvent, topology};
+use gha_proto::{Contract, JobEvent};
+
+mod support;
 use gha_testkit::github::{GitHubEmulator, WorkflowSpec};
 use gha_testkit::{NatsServer, eventually};
 use tokio_util::sync::CancellationToken;
@@ -42,15 +44,6 @@ fn passes(metrics: &PollerMetrics) -> u64 {
             outcome: "ok".into(),
         })
         .get()
-}
-
-async fn stream_messages(contract: &Contract) -> u64 {
-    let mut stream = contract
-        .jetstream()
-        .get_stream(topology::JOBS_STREAM)
-        .await
-        .unwrap();
-    stream.info().await.unwrap().state.messages
 }
 
 #[tokio::test]
@@ -131,24 +124,13 @@ async fn poll_webhooks_redeliveries_and_a_restart_publish_each_job_once() {
     second_shutdown.cancel();
     second.await.unwrap().unwrap();
 
-    assert_eq!(stream_messages(&contract).await, 5);
-    let consumer = contract
-        .consumer::<JobEvent>(
-            topology::JOBS_STREAM,
-            topology::durable_pull("check", "test", Duration::from_secs(30)),
-            10,
-        )
-        .await
-        .unwrap();
-    let mut messages = consumer.messages().await.unwrap();
+    assert_eq!(support::stream_messages(&contract).await, 5);
     let mut jobs = HashSet::new();
-    for _ in 0..5 {
-        let delivery = messages.next().await.unwrap().unwrap();
-        let JobEvent::Queued(job) = &delivery.body else {
-            panic!()
+    for event in support::read_events(&contract, "check", 5).await {
+        let JobEvent::Queued(job) = event else {
+            panic!("{event:?}")
         };
         jobs.insert(job.job_id);
-        delivery.ack().await.unwrap();
     }
     assert_eq!(jobs.len(), 5);
 }

@@ -8,6 +8,8 @@ use clap::Parser;
 use gha_poller::Cli;
 use gha_proto::v1::{JobStatus, JobStatusChange, QueuedJob};
 use gha_proto::{Contract, JobEvent, topology};
+
+mod support;
 use gha_testkit::github::{
     EmulatorConfig, GitHubEmulator, JobSpec, RateLimitSettings, WorkflowSpec,
 };
@@ -76,26 +78,7 @@ async fn next_events(contract: &Contract, count: usize) -> Vec<JobEvent> {
     })
     .await
     .unwrap();
-    let consumer = contract
-        .consumer::<JobEvent>(
-            topology::JOBS_STREAM,
-            topology::durable_pull("test-reader", "test", Duration::from_secs(30)),
-            10,
-        )
-        .await
-        .unwrap();
-    let mut messages = consumer.messages().await.unwrap();
-    let mut events = Vec::new();
-    while events.len() < count {
-        let delivery = tokio::time::timeout(Duration::from_secs(20), messages.next())
-            .await
-            .expect("a message in time")
-            .unwrap()
-            .unwrap();
-        delivery.ack().await.unwrap();
-        events.push(delivery.body);
-    }
-    events
+    support::read_events(contract, "test-reader", count).await
 }
 
 #[tokio::test]

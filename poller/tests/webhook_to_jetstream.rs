@@ -10,7 +10,9 @@ use gha_poller::policy::JobPolicy;
 use gha_poller::webhook::WebhookReceiver;
 use gha_poller::webhook_signature::WebhookSecrets;
 use gha_proto::v1::JobStatus;
-use gha_proto::{Contract, JobEvent, topology};
+use gha_proto::{Contract, JobEvent};
+
+mod support;
 use gha_testkit::github::{GitHubEmulator, JobSpec, WorkflowSpec, signature_256};
 use gha_testkit::{NatsServer, eventually};
 
@@ -54,15 +56,6 @@ async fn setup() -> Setup {
     }
 }
 
-async fn stream_messages(contract: &Contract) -> u64 {
-    let mut stream = contract
-        .jetstream()
-        .get_stream(topology::JOBS_STREAM)
-        .await
-        .unwrap();
-    stream.info().await.unwrap().state.messages
-}
-
 /// Waits until every delivery so far has been answered; returns the
 /// statuses of their last attempts.
 async fn settled(emulator: &GitHubEmulator, count: usize) -> Vec<u16> {
@@ -82,29 +75,6 @@ async fn settled(emulator: &GitHubEmulator, count: usize) -> Vec<u16> {
     .unwrap()
 }
 
-async fn read_events(contract: &Contract, count: usize) -> Vec<JobEvent> {
-    let consumer = contract
-        .consumer::<JobEvent>(
-            topology::JOBS_STREAM,
-            topology::durable_pull("test-reader", "test", Duration::from_secs(30)),
-            10,
-        )
-        .await
-        .unwrap();
-    let mut messages = consumer.messages().await.unwrap();
-    let mut events = Vec::new();
-    while events.len() < count {
-        let delivery = tokio::time::timeout(Duration::from_secs(10), messages.next())
-            .await
-            .expect("a message")
-            .unwrap()
-            .unwrap();
-        delivery.ack().await.unwrap();
-        events.push(delivery.body);
-    }
-    events
-}
-
 #[tokio::test]
 async fn a_queued_job_is_published_once_even_when_redelivered() {
     let setup = setup().await;
@@ -116,7 +86,7 @@ async fn a_queued_job_is_published_once_even_when_redelivered() {
         )
         .unwrap();
     assert_eq!(settled(&setup.emulator, 1).await, [202]);
-    let events = read_events(&setup.contract, 1).await;
+    let events = support::read_events(&setup.contract, "test-reader", 1).await;
     let JobEvent::Queued(job) = &events[0] else {
         panic!("{events:?}")
     };
@@ -133,7 +103,7 @@ async fn a_queued_job_is_published_once_even_when_redelivered() {
     )
     .await
     .unwrap();
-    assert_eq!(stream_messages(&setup.contract).await, 1);
+    assert_eq!(support::stream_messages(&setup.contract).await, 1);
 }
 
 #[tokio::test]
@@ -154,7 +124,7 @@ async fn jobs_without_the_marker_or_from_forks_are_not_published() {
     fork.event = "pull_request".into();
     setup.emulator.create_run(REPO, fork).unwrap();
     assert_eq!(settled(&setup.emulator, 2).await, [202, 202]);
-    assert_eq!(stream_messages(&setup.contract).await, 0);
+    assert_eq!(support::stream_messages(&setup.contract).await, 0);
 }
 
 #[tokio::test]
@@ -169,7 +139,7 @@ async fn cancelling_a_run_publishes_the_status_change_after_the_job() {
         .unwrap();
     setup.emulator.cancel_run(run_id).unwrap();
     settled(&setup.emulator, 2).await;
-    let events = read_events(&setup.contract, 2).await;
+    let events = support::read_events(&setup.contract, "test-reader", 2).await;
     assert!(matches!(&events[0], JobEvent::Queued(_)));
     let JobEvent::Status(change) = &events[1] else {
         panic!("{events:?}")
@@ -219,7 +189,7 @@ async fn bad_signatures_are_401_and_oversized_bodies_413() {
         .await
         .unwrap();
     assert_eq!(ping.status(), 200);
-    assert_eq!(stream_messages(&setup.contract).await, 0);
+    assert_eq!(support::stream_messages(&setup.contract).await, 0);
 }
 
 fn uuid_like() -> String {
