@@ -30,7 +30,6 @@ use serde_json::{Value, json};
 use super::json;
 use super::model::{OwnerKind, Step, WorkflowSpec};
 use super::shared::Shared;
-use super::webhooks::WebhookConfig;
 use super::world::ApiError;
 
 pub fn routes() -> Router<Arc<Shared>> {
@@ -167,14 +166,7 @@ struct Hook {
 }
 
 async fn set_webhook(State(shared): State<Arc<Shared>>, Json(hook): Json<Hook>) -> StatusCode {
-    shared.webhooks.lock().expect("webhook lock").config = Some(WebhookConfig {
-        url: hook.url,
-        secret: hook.secret,
-        hook_id: 424_242,
-        target_type: "repository".into(),
-        target_id: 1,
-    });
-    shared.webhook_wake.notify_one();
+    shared.set_webhook(&hook.url, hook.secret.as_deref());
     StatusCode::NO_CONTENT
 }
 
@@ -200,9 +192,7 @@ async fn deliveries(State(shared): State<Arc<Shared>>) -> Json<Value> {
 }
 
 async fn redeliver(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> StatusCode {
-    let queued = shared.webhooks.lock().expect("webhook lock").redeliver(&id);
-    shared.webhook_wake.notify_one();
-    if queued {
+    if shared.redeliver(&id) {
         StatusCode::ACCEPTED
     } else {
         StatusCode::NOT_FOUND

@@ -21,7 +21,7 @@ use super::model::{
 };
 use super::ratelimit::{Limiter, RateLimitSettings};
 use super::shared::{RequestRecord, Shared};
-use super::webhooks::{Delivery, DeliveryFault, WebhookConfig, deliver};
+use super::webhooks::{Delivery, DeliveryFault, deliver};
 use super::world::{ApiError, Settings, World};
 use super::{api, control, runner_http};
 
@@ -88,7 +88,6 @@ impl GitHubEmulator {
         tokio::spawn(deliver(
             shared.webhooks.clone(),
             shared.webhook_wake.clone(),
-            shared.webhook_sent.clone(),
             shutdown.clone(),
         ));
         tokio::spawn(tick(shared.clone(), shutdown.clone()));
@@ -190,14 +189,7 @@ impl GitHubEmulator {
 
     /// Sends `workflow_job` webhooks to `url`, signed with `secret`.
     pub fn set_webhook(&self, url: &str, secret: Option<&str>) {
-        self.shared.webhooks.lock().expect("webhook lock").config = Some(WebhookConfig {
-            url: url.into(),
-            secret: secret.map(str::to_string),
-            hook_id: 424_242,
-            target_type: "repository".into(),
-            target_id: 1,
-        });
-        self.shared.webhook_wake.notify_one();
+        self.shared.set_webhook(url, secret);
     }
 
     /// Applies `fault` to the next webhook delivery.
@@ -221,14 +213,7 @@ impl GitHubEmulator {
 
     /// Sends delivery `id` again with the same delivery id.
     pub fn redeliver(&self, id: &str) -> bool {
-        let queued = self
-            .shared
-            .webhooks
-            .lock()
-            .expect("webhook lock")
-            .redeliver(id);
-        self.shared.webhook_wake.notify_one();
-        queued
+        self.shared.redeliver(id)
     }
 
     /// Injects a REST fault.

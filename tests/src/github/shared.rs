@@ -11,7 +11,7 @@ use super::auth::Credentials;
 use super::faults::Faults;
 use super::model::Timestamp;
 use super::ratelimit::Limiter;
-use super::webhooks::Webhooks;
+use super::webhooks::{WebhookConfig, Webhooks};
 use super::world::World;
 
 /// One request the REST API received, for tests to count.
@@ -36,8 +36,6 @@ pub struct Shared {
     pub webhooks: Arc<Mutex<Webhooks>>,
     /// Wakes the delivery task.
     pub webhook_wake: Arc<Notify>,
-    /// Notified after deliveries are sent.
-    pub webhook_sent: Arc<Notify>,
     /// Bumped whenever jobs change status (runners long-poll on it).
     pub version: watch::Sender<u64>,
     pub requests: Mutex<Vec<RequestRecord>>,
@@ -52,7 +50,6 @@ impl Shared {
             faults: Mutex::new(Faults::default()),
             webhooks: Arc::new(Mutex::new(Webhooks::default())),
             webhook_wake: Arc::new(Notify::new()),
-            webhook_sent: Arc::new(Notify::new()),
             version: watch::Sender::new(0),
             requests: Mutex::new(Vec::new()),
         }
@@ -74,6 +71,25 @@ impl Shared {
             self.version.send_modify(|version| *version += 1);
         }
         result
+    }
+
+    /// Sends `workflow_job` webhooks to `url`, signed with `secret` if any.
+    pub fn set_webhook(&self, url: &str, secret: Option<&str>) {
+        self.webhooks.lock().expect("webhook lock").config = Some(WebhookConfig {
+            url: url.into(),
+            secret: secret.map(str::to_string),
+            hook_id: 424_242,
+            target_type: "repository".into(),
+            target_id: 1,
+        });
+        self.webhook_wake.notify_one();
+    }
+
+    /// Queues delivery `id` again (same id and body); false if unknown.
+    pub fn redeliver(&self, id: &str) -> bool {
+        let queued = self.webhooks.lock().expect("webhook lock").redeliver(id);
+        self.webhook_wake.notify_one();
+        queued
     }
 
     /// Reads the world (applying due timeouts first).

@@ -165,7 +165,6 @@ impl Webhooks {
 pub async fn deliver(
     webhooks: Arc<Mutex<Webhooks>>,
     wake: Arc<Notify>,
-    sent: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
     let client = reqwest::Client::builder()
@@ -180,9 +179,9 @@ pub async fn deliver(
             }
         };
         if sends.is_empty() {
+            // A fault may have consumed a delivery with more queued behind it.
             let idle = webhooks.lock().expect("webhook lock").idle();
             if idle {
-                sent.notify_waiters();
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = wake.notified() => {}
@@ -197,7 +196,6 @@ pub async fn deliver(
                 .expect("webhook lock")
                 .record(index, attempt);
         }
-        sent.notify_waiters();
     }
 }
 
