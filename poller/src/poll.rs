@@ -157,12 +157,10 @@ impl RepoPoller {
             let jobs = self
                 .all_pages(first, |page: JobsPage| page.jobs, &mut pass)
                 .await?;
-            let repo = run.repository.clone().unwrap_or_else(|| Repository {
-                id: 0,
-                full_name: repository.to_string(),
-                owner: None,
-                fork: false,
-            });
+            let repo = run
+                .repository
+                .clone()
+                .unwrap_or_else(|| Repository::named(repository));
             for job in jobs {
                 self.consider(&job, &repo, run.is_from_fork(), now_ms, &mut pass);
             }
@@ -179,12 +177,7 @@ impl RepoPoller {
             .collect();
         lost_runs.sort_unstable();
         lost_runs.dedup();
-        let repo = Repository {
-            id: 0,
-            full_name: repository.to_string(),
-            owner: None,
-            fork: false,
-        };
+        let repo = Repository::named(repository);
         for run_id in lost_runs {
             let first =
                 format!("/repos/{repository}/actions/runs/{run_id}/jobs?per_page=100&page=1");

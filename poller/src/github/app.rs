@@ -12,7 +12,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, USER_AGENT};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::client::GitHubError;
+use super::client::{GitHubError, read_json, status_error};
 
 /// How long before expiry an installation token is replaced.
 pub const REFRESH_BEFORE: Duration = Duration::from_secs(300);
@@ -70,12 +70,8 @@ impl AppCredentials {
         let now = Utc::now().timestamp();
         let claims =
             serde_json::json!({"iat": now - 60, "exp": now + 540, "iss": self.app_id.to_string()});
-        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &self.key).map_err(|err| {
-            GitHubError::Status {
-                path: format!("signing the app JWT: {err}"),
-                status: 0,
-            }
-        })
+        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &self.key)
+            .map_err(|err| GitHubError::Signing(err.to_string()))
     }
 
     /// A valid token for `installation`, minting a new one when the held
@@ -100,26 +96,10 @@ impl AppCredentials {
                 path: path.clone(),
                 source,
             })?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(match status.as_u16() {
-                401 => GitHubError::Unauthorized { path },
-                404 => GitHubError::NotFound { path },
-                other => GitHubError::Status {
-                    path,
-                    status: other,
-                },
-            });
+        if let Some(err) = status_error(&path, &response) {
+            return Err(err);
         }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| GitHubError::Transport {
-                path: path.clone(),
-                source,
-            })?;
-        let minted: AccessToken = serde_json::from_slice(&bytes)
-            .map_err(|source| GitHubError::Decode { path, source })?;
+        let minted: AccessToken = read_json(&path, response).await?;
         tracing::info!(installation, expires_at = %minted.expires_at, "installation token minted");
         let token = SecretString::from(minted.token);
         tokens.insert(installation, (token.clone(), minted.expires_at));

@@ -59,6 +59,10 @@ pub enum GitHubError {
         #[source]
         source: reqwest::Error,
     },
+    /// The app JWT could not be signed (the key was checked at start, so
+    /// this should not happen).
+    #[error("signing the GitHub App JWT: {0}")]
+    Signing(String),
     #[error("{path}: unexpected JSON: {source}")]
     Decode {
         path: String,
@@ -78,6 +82,7 @@ impl GitHubError {
             Self::Status { .. } => "status",
             Self::Transport { .. } => "transport",
             Self::Decode { .. } => "decode",
+            Self::Signing(_) => "signing",
         }
     }
 }
@@ -211,35 +216,11 @@ impl GitHubClient {
                 reset,
             });
         }
-        let status = response.status();
-        match status {
-            StatusCode::NOT_MODIFIED => return Ok(Fetched::NotModified),
-            StatusCode::NOT_FOUND => return Err(GitHubError::NotFound { path: path.into() }),
-            StatusCode::UNAUTHORIZED => {
-                return Err(GitHubError::Unauthorized { path: path.into() });
-            }
-            StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS => {
-                if let Some(seconds) = header_number::<u64>(&response, RETRY_AFTER.as_str()) {
-                    return Err(GitHubError::SecondaryLimited {
-                        retry_after: Duration::from_secs(seconds),
-                    });
-                }
-                if header_number::<u32>(&response, "x-ratelimit-remaining") == Some(0) {
-                    let reset = header_number(&response, "x-ratelimit-reset").unwrap_or(0);
-                    return Err(GitHubError::RateLimited { reset });
-                }
-                return Err(GitHubError::Status {
-                    path: path.into(),
-                    status: status.as_u16(),
-                });
-            }
-            status if !status.is_success() => {
-                return Err(GitHubError::Status {
-                    path: path.into(),
-                    status: status.as_u16(),
-                });
-            }
-            _ => {}
+        if response.status() == StatusCode::NOT_MODIFIED {
+            return Ok(Fetched::NotModified);
+        }
+        if let Some(err) = status_error(path, &response) {
+            return Err(err);
         }
         let etag = response
             .headers()
@@ -252,19 +233,60 @@ impl GitHubClient {
             .and_then(|value| value.to_str().ok())
             .and_then(next_link)
             .map(|url| url.strip_prefix(&self.base_url).unwrap_or(&url).to_string());
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| GitHubError::Transport {
-                path: path.into(),
-                source,
-            })?;
-        let value = serde_json::from_slice(&bytes).map_err(|source| GitHubError::Decode {
+        let value = read_json(path, response).await?;
+        Ok(Fetched::Fresh { value, etag, next })
+    }
+}
+
+/// The error a non-success answer means, in the terms a caller acts on;
+/// `None` for a success (or a 304, which the caller handles).
+pub(crate) fn status_error(path: &str, response: &reqwest::Response) -> Option<GitHubError> {
+    let status = response.status();
+    if status.is_success() || status == StatusCode::NOT_MODIFIED {
+        return None;
+    }
+    let path = path.to_string();
+    Some(match status {
+        StatusCode::NOT_FOUND => GitHubError::NotFound { path },
+        StatusCode::UNAUTHORIZED => GitHubError::Unauthorized { path },
+        StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS => {
+            if let Some(seconds) = header_number::<u64>(response, RETRY_AFTER.as_str()) {
+                GitHubError::SecondaryLimited {
+                    retry_after: Duration::from_secs(seconds),
+                }
+            } else if header_number::<u32>(response, "x-ratelimit-remaining") == Some(0) {
+                let reset = header_number(response, "x-ratelimit-reset").unwrap_or(0);
+                GitHubError::RateLimited { reset }
+            } else {
+                GitHubError::Status {
+                    path,
+                    status: status.as_u16(),
+                }
+            }
+        }
+        status => GitHubError::Status {
+            path,
+            status: status.as_u16(),
+        },
+    })
+}
+
+/// The body of `response`, decoded as `T`.
+pub(crate) async fn read_json<T: DeserializeOwned>(
+    path: &str,
+    response: reqwest::Response,
+) -> Result<T, GitHubError> {
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|source| GitHubError::Transport {
             path: path.into(),
             source,
         })?;
-        Ok(Fetched::Fresh { value, etag, next })
-    }
+    serde_json::from_slice(&bytes).map_err(|source| GitHubError::Decode {
+        path: path.into(),
+        source,
+    })
 }
 
 /// The `rel="next"` URL of a `Link` header.

@@ -61,6 +61,17 @@ pub struct Repository {
 }
 
 impl Repository {
+    /// A repository known only by `owner/name` (id 0), for jobs whose
+    /// payload did not carry the repository object.
+    pub fn named(full_name: &str) -> Self {
+        Self {
+            id: 0,
+            full_name: full_name.to_string(),
+            owner: None,
+            fork: false,
+        }
+    }
+
     /// The owner's login, from `owner` or else from `full_name`.
     pub fn owner_login(&self) -> &str {
         match &self.owner {
