@@ -14,6 +14,28 @@ fn token_file(token: &str) -> tempfile::NamedTempFile {
     file
 }
 
+/// Runs `gha-poller poll-once --json --github-api-url URL ARGS...` off the
+/// runtime (the emulator keeps serving) and parses its JSON lines.
+async fn poll_once_json(url: String, args: Vec<String>) -> Vec<Value> {
+    let output = tokio::task::spawn_blocking(move || {
+        let mut all = vec!["poll-once", "--json", "--github-api-url", url.as_str()];
+        all.extend(args.iter().map(String::as_str));
+        run(BIN, &all)
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
 #[test]
 fn help_and_version() {
     assert_help_and_version(BIN, "gha-poller", &["run", "poll-once"]);
@@ -103,33 +125,13 @@ async fn poll_once_prints_each_queued_job_as_json_and_publishes_nothing() {
         )
         .unwrap();
     let token = token_file(emulator.token());
-    let url = emulator.url();
-    let token_path = token.path().to_str().unwrap().to_string();
-    let output = tokio::task::spawn_blocking(move || {
-        let args = [
-            "poll-once",
-            "--json",
-            "--github-api-url",
-            &url,
-            "--token-file",
-            &token_path,
-            "--org",
-            "acme",
-        ];
-        run(BIN, &args)
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let jobs: Vec<Value> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let args = vec![
+        "--token-file".to_string(),
+        token.path().to_str().unwrap().to_string(),
+        "--org".to_string(),
+        "acme".to_string(),
+    ];
+    let jobs = poll_once_json(emulator.url(), args).await;
     assert_eq!(jobs.len(), 3, "{jobs:?}");
     for job in &jobs {
         assert_eq!(job["repository"], "acme/widgets");
@@ -160,36 +162,16 @@ async fn poll_once_as_a_github_app_watches_its_installations_repositories() {
             )
             .unwrap();
     }
-    let url = emulator.url();
-    let output = tokio::task::spawn_blocking(move || {
-        let installation = installation.to_string();
-        let args = [
-            "poll-once",
-            "--json",
-            "--github-api-url",
-            &url,
-            "--app-id",
-            "4242",
-            "--app-key-file",
-            APP_KEY,
-            "--installation-id",
-            &installation,
-            "--installation-repos",
-        ];
-        run(BIN, &args)
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let jobs: Vec<Value> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let args = [
+        "--app-id",
+        "4242",
+        "--app-key-file",
+        APP_KEY,
+        "--installation-id",
+        &installation.to_string(),
+        "--installation-repos",
+    ];
+    let jobs = poll_once_json(emulator.url(), args.map(str::to_string).to_vec()).await;
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0]["repository"], "acme/widgets");
     assert_eq!(jobs[0]["installation_id"], installation);

@@ -55,6 +55,16 @@ fn jit_body(name: &str) -> Value {
     serde_json::json!({"name": name, "runner_group_id": 1, "labels": ["slurm"]})
 }
 
+/// `GET path` with the emulator's token.
+async fn send_get(emulator: &GitHubEmulator, path: &str) -> reqwest::Response {
+    get(emulator, path).send().await.unwrap()
+}
+
+/// `GET path` with the emulator's token, as JSON.
+async fn get_json(emulator: &GitHubEmulator, path: &str) -> Value {
+    send_get(emulator, path).await.json().await.unwrap()
+}
+
 fn header(response: &reqwest::Response, name: &str) -> String {
     response
         .headers()
@@ -130,7 +140,7 @@ async fn a_304_for_an_unchanged_resource_costs_no_rate_limit() {
         )
         .unwrap();
     let path = "/repos/acme/widgets/actions/runs?status=queued";
-    let first = get(&emulator, path).send().await.unwrap();
+    let first = send_get(&emulator, path).await;
     assert_eq!(first.status(), StatusCode::OK);
     let etag = header(&first, "etag");
     let remaining: u32 = header(&first, "x-ratelimit-remaining").parse().unwrap();
@@ -241,18 +251,13 @@ async fn an_exhausted_primary_limit_refuses_until_reset_but_rate_limit_stays_fre
     .await;
     for _ in 0..2 {
         assert_eq!(
-            get(&emulator, "/repos/acme/widgets/actions/runs")
-                .send()
+            send_get(&emulator, "/repos/acme/widgets/actions/runs")
                 .await
-                .unwrap()
                 .status(),
             200
         );
     }
-    let refused = get(&emulator, "/repos/acme/widgets/actions/runs")
-        .send()
-        .await
-        .unwrap();
+    let refused = send_get(&emulator, "/repos/acme/widgets/actions/runs").await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert_eq!(header(&refused, "x-ratelimit-remaining"), "0");
     let reset: i64 = header(&refused, "x-ratelimit-reset").parse().unwrap();
@@ -263,7 +268,7 @@ async fn an_exhausted_primary_limit_refuses_until_reset_but_rate_limit_stays_fre
         "{body}"
     );
 
-    let limits = get(&emulator, "/rate_limit").send().await.unwrap();
+    let limits = send_get(&emulator, "/rate_limit").await;
     assert_eq!(limits.status(), StatusCode::OK);
     let body: Value = limits.json().await.unwrap();
     assert_eq!(body["resources"]["core"]["remaining"], 0);
@@ -278,14 +283,8 @@ async fn the_exhausted_status_can_be_429() {
         ..RateLimitSettings::default()
     })
     .await;
-    get(&emulator, "/repos/acme/widgets/actions/runs")
-        .send()
-        .await
-        .unwrap();
-    let refused = get(&emulator, "/repos/acme/widgets/actions/runs")
-        .send()
-        .await
-        .unwrap();
+    send_get(&emulator, "/repos/acme/widgets/actions/runs").await;
+    let refused = send_get(&emulator, "/repos/acme/widgets/actions/runs").await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
@@ -312,10 +311,8 @@ async fn posts_cost_five_points_and_hit_the_secondary_limit_with_retry_after() {
     );
     // GETs on another endpoint are unaffected.
     assert_eq!(
-        get(&emulator, "/repos/acme/widgets/actions/runners")
-            .send()
+        send_get(&emulator, "/repos/acme/widgets/actions/runners")
             .await
-            .unwrap()
             .status(),
         200
     );
@@ -326,18 +323,13 @@ async fn a_secondary_limit_storm_refuses_the_next_requests() {
     let emulator = emulator().await;
     emulator.secondary_limit_storm(2);
     for _ in 0..2 {
-        let refused = get(&emulator, "/repos/acme/widgets/actions/runs")
-            .send()
-            .await
-            .unwrap();
+        let refused = send_get(&emulator, "/repos/acme/widgets/actions/runs").await;
         assert_eq!(refused.status(), StatusCode::FORBIDDEN);
         assert_eq!(header(&refused, "retry-after"), "60");
     }
     assert_eq!(
-        get(&emulator, "/repos/acme/widgets/actions/runs")
-            .send()
+        send_get(&emulator, "/repos/acme/widgets/actions/runs")
             .await
-            .unwrap()
             .status(),
         200
     );
@@ -371,10 +363,7 @@ async fn missing_or_wrong_tokens_get_401_and_both_schemes_work() {
         .await
         .unwrap();
     assert_eq!(token_scheme.status(), StatusCode::OK);
-    let unknown_repo = get(&emulator, "/repos/acme/nope/actions/runs")
-        .send()
-        .await
-        .unwrap();
+    let unknown_repo = send_get(&emulator, "/repos/acme/nope/actions/runs").await;
     assert_eq!(unknown_repo.status(), StatusCode::NOT_FOUND);
 }
 
@@ -384,21 +373,15 @@ async fn injected_faults_answer_5xx_delay_or_drop_then_stop() {
     let path = "/repos/acme/widgets/actions/runs";
     emulator.add_fault(Fault::on(path, FaultKind::Status(502), Some(1)));
     assert_eq!(
-        get(&emulator, path).send().await.unwrap().status(),
+        send_get(&emulator, path).await.status(),
         StatusCode::BAD_GATEWAY
     );
-    assert_eq!(
-        get(&emulator, path).send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(send_get(&emulator, path).await.status(), StatusCode::OK);
 
     emulator.add_fault(Fault::on(path, FaultKind::Drop, Some(1)));
     let dropped = get(&emulator, path).send().await;
     assert!(dropped.is_err(), "{dropped:?}");
-    assert_eq!(
-        get(&emulator, path).send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(send_get(&emulator, path).await.status(), StatusCode::OK);
 
     emulator.add_fault(Fault::on(
         path,
@@ -461,13 +444,7 @@ async fn org_repositories_are_listed_and_org_runners_registered() {
     let emulator = emulator().await;
     emulator.add_repo("acme/gadgets");
     emulator.add_user_repo("someone/else");
-    let repos: Value = get(&emulator, "/orgs/acme/repos")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let repos: Value = get_json(&emulator, "/orgs/acme/repos").await;
     let mut names: Vec<&str> = repos
         .as_array()
         .unwrap()
@@ -478,33 +455,17 @@ async fn org_repositories_are_listed_and_org_runners_registered() {
     assert_eq!(names, ["acme/gadgets", "acme/widgets"]);
     assert_eq!(repos[0]["owner"]["type"], "Organization");
     assert_eq!(
-        get(&emulator, "/orgs/nobody/repos")
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        send_get(&emulator, "/orgs/nobody/repos").await.status(),
         404
     );
 
     let created = post_jitconfig(&emulator, "/orgs/acme", jit_body("org-runner")).await;
     assert_eq!(created.status(), StatusCode::CREATED);
-    let runners: Value = get(&emulator, "/orgs/acme/actions/runners")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let runners: Value = get_json(&emulator, "/orgs/acme/actions/runners").await;
     assert_eq!(runners["total_count"], 1);
     assert_eq!(runners["runners"][0]["labels"][0]["name"], "slurm");
     assert_eq!(runners["runners"][0]["labels"][0]["type"], "custom");
     // The repository's own runner list does not include organisation runners.
-    let repo_runners: Value = get(&emulator, "/repos/acme/widgets/actions/runners")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let repo_runners: Value = get_json(&emulator, "/repos/acme/widgets/actions/runners").await;
     assert_eq!(repo_runners["total_count"], 0);
 }

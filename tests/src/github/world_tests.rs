@@ -47,6 +47,17 @@ fn connect(world: &mut World, name: &str, labels: &[&str], now: Timestamp) -> St
         .session_id
 }
 
+/// Starts a run "CI" of one job `name` with `labels` in REPO.
+fn one_job_run(world: &mut World, name: &str, labels: &[&str], at: Timestamp) -> u64 {
+    world
+        .create_run(
+            REPO,
+            WorkflowSpec::new("CI", vec![JobSpec::new(name, labels)]),
+            at,
+        )
+        .unwrap()
+}
+
 fn actions(world: &mut World) -> Vec<(&'static str, String)> {
     world
         .take_events()
@@ -66,13 +77,7 @@ fn actions(world: &mut World) -> Vec<(&'static str, String)> {
 #[test]
 fn a_job_goes_queued_in_progress_completed_with_a_webhook_each() {
     let mut world = world();
-    let run = world
-        .create_run(
-            REPO,
-            WorkflowSpec::new("CI", vec![JobSpec::new("build", &["slurm"])]),
-            t(0),
-        )
-        .unwrap();
+    let run = one_job_run(&mut world, "build", &["slurm"], t(0));
     assert_eq!(world.run_status(run), (JobStatus::Queued, None));
     let session = connect(&mut world, "r1", &["self-hosted", "slurm"], t(1));
     let job = world.next_job(&session, t(2)).unwrap().unwrap();
@@ -348,13 +353,7 @@ fn cancelling_a_run_cancels_queued_jobs_and_asks_running_ones_to_stop() {
 #[test]
 fn a_rerun_is_a_new_attempt_with_new_job_ids() {
     let mut world = world();
-    let run = world
-        .create_run(
-            REPO,
-            WorkflowSpec::new("CI", vec![JobSpec::new("build", &["slurm"])]),
-            t(0),
-        )
-        .unwrap();
+    let run = one_job_run(&mut world, "build", &["slurm"], t(0));
     assert_eq!(world.rerun(run, t(1)).unwrap_err().status, 403);
     world.cancel_run(run, t(2)).unwrap();
     let first = world.run_jobs(run, false).unwrap()[0].id;
@@ -378,13 +377,7 @@ fn jobs_queued_too_long_are_cancelled() {
         },
     );
     world.add_repo(REPO, OwnerKind::User).unwrap();
-    let run = world
-        .create_run(
-            REPO,
-            WorkflowSpec::new("CI", vec![JobSpec::new("build", &["slurm"])]),
-            t(0),
-        )
-        .unwrap();
+    let run = one_job_run(&mut world, "build", &["slurm"], t(0));
     world.tick(t(59));
     assert_eq!(world.run_status(run).0, JobStatus::Queued);
     world.tick(t(60));
@@ -397,13 +390,7 @@ fn jobs_queued_too_long_are_cancelled() {
 #[test]
 fn a_silent_runner_goes_offline_and_its_job_fails() {
     let mut world = world();
-    let run = world
-        .create_run(
-            REPO,
-            WorkflowSpec::new("CI", vec![JobSpec::new("build", &["slurm"])]),
-            t(0),
-        )
-        .unwrap();
+    let run = one_job_run(&mut world, "build", &["slurm"], t(0));
     let session = connect(&mut world, "r1", &["slurm"], t(0));
     world.next_job(&session, t(1)).unwrap().unwrap();
     world.tick(t(30));
@@ -418,13 +405,7 @@ fn a_silent_runner_goes_offline_and_its_job_fails() {
 #[test]
 fn a_busy_runner_cannot_be_deleted() {
     let mut world = world();
-    world
-        .create_run(
-            REPO,
-            WorkflowSpec::new("CI", vec![JobSpec::new("build", &["slurm"])]),
-            t(0),
-        )
-        .unwrap();
+    one_job_run(&mut world, "build", &["slurm"], t(0));
     let scope = Scope::Repo(REPO.into());
     let session = connect(&mut world, "r1", &["slurm"], t(0));
     let idle_session = connect(&mut world, "r2", &["other"], t(0));
