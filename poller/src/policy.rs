@@ -63,6 +63,13 @@ impl JobPolicy {
 
     /// Accepts or refuses a job with `labels`, from a fork or not.
     pub fn check(&self, labels: &[String], from_fork: bool) -> Result<(), Refusal> {
+        self.check_labels(labels)?;
+        self.check_fork(from_fork)
+    }
+
+    /// The label half of [`JobPolicy::check`]: it needs no GitHub lookup,
+    /// so callers apply it first.
+    pub fn check_labels(&self, labels: &[String]) -> Result<(), Refusal> {
         let labels: Vec<String> = labels.iter().map(|l| l.to_ascii_lowercase()).collect();
         if let Some(marker) = &self.marker
             && !labels.contains(marker)
@@ -80,6 +87,11 @@ impl JobPolicy {
                 label: label.clone(),
             });
         }
+        Ok(())
+    }
+
+    /// The fork half of [`JobPolicy::check`].
+    pub fn check_fork(&self, from_fork: bool) -> Result<(), Refusal> {
         if from_fork && !self.allow_forks {
             return Err(Refusal::ForkPullRequest);
         }

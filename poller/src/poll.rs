@@ -210,7 +210,7 @@ impl RepoPoller {
         now_ms: i64,
         pass: &mut Pass,
     ) {
-        if let Err(refusal) = self.policy.check(&job.labels, false) {
+        if let Err(refusal) = self.policy.check_labels(&job.labels) {
             pass.refused.push((job.id, refusal));
             return;
         }
@@ -219,8 +219,8 @@ impl RepoPoller {
                 if self.tracked.contains_key(&job.id) {
                     return; // published already, still waiting
                 }
-                if from_fork && !self.policy.allow_forks {
-                    pass.refused.push((job.id, Refusal::ForkPullRequest));
+                if let Err(refusal) = self.policy.check_fork(from_fork) {
+                    pass.refused.push((job.id, refusal));
                     return;
                 }
                 self.tracked.insert(

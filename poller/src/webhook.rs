@@ -123,7 +123,7 @@ impl WebhookReceiver {
             }
         };
         let job = &event.workflow_job;
-        if let Err(refusal) = self.policy.check(&job.labels, false) {
+        if let Err(refusal) = self.policy.check_labels(&job.labels) {
             return self.refuse(job.id, &refusal);
         }
         let installation = event.installation.as_ref().map_or(0, |i| i.id);
@@ -142,8 +142,11 @@ impl WebhookReceiver {
                         .is_from_fork(&event.repository.full_name, job.run_id, installation)
                         .await
                     {
-                        Ok(true) => return self.refuse(job.id, &Refusal::ForkPullRequest),
-                        Ok(false) => {}
+                        Ok(from_fork) => {
+                            if let Err(refusal) = self.policy.check_fork(from_fork) {
+                                return self.refuse(job.id, &refusal);
+                            }
+                        }
                         Err(err) => {
                             tracing::warn!(job_id = job.id, error = %err, "cannot tell whether the run is a fork's");
                             return self.answer(
