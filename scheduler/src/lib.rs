@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod placement;
+pub mod slurm;
 
 pub use cli::{Cli, Config};
 

@@ -7,6 +7,9 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod image;
+pub mod source;
+pub mod unpack;
 
 pub use cli::{Cli, Config};
 
