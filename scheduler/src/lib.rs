@@ -6,9 +6,21 @@
 //! implemented yet, and each subcommand says so (issue 5).
 #![forbid(unsafe_code)]
 
+pub mod admission;
+pub mod claim;
 pub mod cli;
+pub mod engine;
+pub mod failpoint;
+pub mod github;
+pub mod jit;
+pub mod metrics;
 pub mod placement;
+pub mod reconcile;
+pub mod record;
+pub mod service;
+pub mod settings;
 pub mod slurm;
+pub mod submit;
 
 pub use cli::{Cli, Config};
 
