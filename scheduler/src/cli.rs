@@ -51,7 +51,8 @@ pub enum Config {
         admin_listen: Option<std::net::SocketAddr>,
     },
     Explain {
-        policy: PathBuf,
+        /// The policy, loaded and validated.
+        policy: Box<crate::placement::Policy>,
         labels: Vec<String>,
         repo: Option<String>,
     },
@@ -76,8 +77,10 @@ impl Cli {
                         policy.display()
                     )));
                 }
+                let policy = crate::placement::Policy::load(&policy)
+                    .map_err(|err| ConfigError(err.to_string()))?;
                 Config::Explain {
-                    policy,
+                    policy: Box::new(policy),
                     labels,
                     repo,
                 }

@@ -177,10 +177,15 @@ impl<B: BatchSystem, G: GitHubApi, P: Placer> Engine<B, G, P> {
         live.insert(job_id, state.clone());
         match state.phase() {
             JobPhase::Queued if !self.is_submitting_here(job_id) => {
+                // Back to waiting (an early death, a crash mid-submission):
+                // its old slot is free until it is admitted again.
+                admission.finish(job_id);
                 admission.wait(candidate(state));
             }
             JobPhase::Queued => {}
-            _ => admission.start(candidate(state)),
+            _ => {
+                admission.start(candidate(state));
+            }
         }
         true
     }
@@ -336,5 +341,11 @@ impl<B: BatchSystem, G: GitHubApi, P: Placer> Engine<B, G, P> {
             .values()
             .cloned()
             .collect()
+    }
+}
+
+impl Placer for crate::placement::Policy {
+    fn place(&self, job: &QueuedJob) -> Result<Decision, Refusal> {
+        crate::placement::Policy::place(self, &job.labels, Some(&job.repository))
     }
 }

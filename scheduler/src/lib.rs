@@ -32,7 +32,19 @@ use tokio_util::sync::CancellationToken;
 pub async fn run(config: Config, _shutdown: CancellationToken) -> anyhow::Result<()> {
     let command = match config {
         Config::Run { .. } => "gha-scheduler run",
-        Config::Explain { .. } => "gha-scheduler explain",
+        // A placed job prints its pool and arguments (exit 0); a refusal
+        // is an error saying why (exit 1).
+        Config::Explain {
+            policy,
+            labels,
+            repo,
+        } => {
+            let text = placement::explain::explain(&policy, &labels, repo.as_deref()).map_err(
+                |refusal| anyhow::anyhow!("refused ({}): {refusal}", refusal.metric_label()),
+            )?;
+            print!("{text}");
+            return Ok(());
+        }
     };
     Err(Unimplemented {
         command,

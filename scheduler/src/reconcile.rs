@@ -138,6 +138,10 @@ pub async fn pass<B: BatchSystem, G: GitHubApi, P: Placer>(
     engine: &Engine<B, G, P>,
 ) -> Result<Pass, EngineError> {
     let prefix = format!("{}-", engine.settings.name_prefix);
+    // Records first, Slurm second: every record in the snapshot that names
+    // a Slurm job names one that existed before the query, so a job
+    // submitted during the pass is never taken for vanished.
+    let records = engine.live_records();
     let jobs = engine
         .batch
         .list(&prefix)
@@ -152,7 +156,6 @@ pub async fn pass<B: BatchSystem, G: GitHubApi, P: Placer>(
         .iter()
         .map(|job| (job.name.clone(), job.clone()))
         .collect();
-    let records = engine.live_records();
     for state in &records {
         let job_id = record::job_id(state);
         let action = decide(
@@ -320,5 +323,122 @@ pub async fn run_loop<B: BatchSystem, G: GitHubApi, P: Placer>(
                 warn!(error = %err, "reconcile pass failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gha_proto::v1::{Placement, QueuedJob};
+
+    use super::*;
+    use crate::slurm::SlurmState;
+
+    fn submitted(job_id: i64) -> JobState {
+        let job = QueuedJob {
+            job_id,
+            repository: "org/repo".into(),
+            labels: vec!["slurm".into()],
+            ..QueuedJob::default()
+        };
+        let state = record::submitting(
+            record::queued(job, 1),
+            Placement::default(),
+            "gha",
+            [0; 32],
+            2,
+        );
+        record::submitted(state, 100 + job_id as u64, 3)
+    }
+
+    fn slurm(state: &JobState, slurm_state: SlurmState) -> HashMap<String, SlurmJob> {
+        HashMap::from([(
+            state.slurm_job_name.clone(),
+            SlurmJob {
+                id: state.slurm_job_id,
+                name: state.slurm_job_name.clone(),
+                comment: String::new(),
+                state: slurm_state,
+                reason: String::new(),
+                nodes: String::new(),
+            },
+        )])
+    }
+
+    fn gone(mut state: JobState) -> JobState {
+        state.github_status = JobStatus::Cancelled as i32;
+        state
+    }
+
+    #[test]
+    fn a_pending_job_without_demand_is_withdrawn_unless_needed() {
+        let state = gone(submitted(1));
+        let ours = slurm(&state, SlurmState::Pending);
+        assert!(matches!(
+            decide(&state, &ours, false, false),
+            Action::Withdraw { .. }
+        ));
+        assert_eq!(decide(&state, &ours, false, true), Action::Nothing);
+        let running = slurm(&state, SlurmState::Running);
+        assert_eq!(decide(&state, &running, false, false), Action::Nothing);
+    }
+
+    #[test]
+    fn a_job_that_died_before_taking_work_is_resubmitted_while_demand_lasts() {
+        let state = submitted(1);
+        let ended = slurm(&state, SlurmState::NodeFail);
+        assert!(matches!(
+            decide(&state, &ended, false, false),
+            Action::Resubmit { .. }
+        ));
+        let vanished = HashMap::new();
+        assert!(matches!(
+            decide(&state, &vanished, false, false),
+            Action::Resubmit { .. }
+        ));
+        assert!(matches!(
+            decide(&gone(state), &ended, false, false),
+            Action::Done { .. }
+        ));
+    }
+
+    #[test]
+    fn a_running_runner_that_ended_is_done() {
+        let state = record::running(submitted(1), 4);
+        let ended = slurm(&state, SlurmState::Completed);
+        assert!(matches!(
+            decide(&state, &ended, false, false),
+            Action::Done { .. }
+        ));
+        let live = slurm(&state, SlurmState::Running);
+        assert_eq!(decide(&state, &live, false, false), Action::Nothing);
+    }
+
+    #[test]
+    fn a_record_left_between_durable_name_and_sbatch_adopts_or_requeues() {
+        let job = QueuedJob {
+            job_id: 9,
+            ..QueuedJob::default()
+        };
+        let state = record::submitting(
+            record::queued(job, 1),
+            Placement::default(),
+            "gha",
+            [0; 32],
+            2,
+        );
+        let mut found = slurm(&state, SlurmState::Pending);
+        found.get_mut(&state.slurm_job_name).unwrap().id = 77;
+        assert_eq!(
+            decide(&state, &found, false, false),
+            Action::Adopt { slurm_job_id: 77 }
+        );
+        assert_eq!(
+            decide(&state, &HashMap::new(), false, false),
+            Action::Requeue
+        );
+        assert_eq!(
+            decide(&state, &HashMap::new(), true, false),
+            Action::Nothing
+        );
     }
 }

@@ -37,6 +37,14 @@ pub async fn drive<B: BatchSystem, G: GitHubApi, P: Placer>(
                 () = engine.wake.notified() => continue,
             }
         };
+        if !engine
+            .submitting
+            .lock()
+            .expect("submitting lock")
+            .insert(candidate.job_id)
+        {
+            continue;
+        }
         let permit = tokio::select! {
             () = shutdown.cancelled() => return,
             permit = slots.clone().acquire_owned() => permit.expect("never closed"),
@@ -58,14 +66,6 @@ async fn submit_candidate<B: BatchSystem, G: GitHubApi, P: Placer>(
     candidate: Candidate,
 ) {
     let job_id = candidate.job_id;
-    if !engine
-        .submitting
-        .lock()
-        .expect("submitting lock")
-        .insert(job_id)
-    {
-        return;
-    }
     let outcome = submit(engine, job_id).await;
     engine
         .submitting

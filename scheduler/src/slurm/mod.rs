@@ -4,6 +4,10 @@
 //! adapter (`sbatch`/`squeue`/`scancel`) implements it. Decisions never call
 //! Slurm directly, so they are tested without it.
 
+pub mod cli;
+pub mod sbatch;
+pub mod squeue;
+
 use std::future::Future;
 
 use secrecy::SecretString;
