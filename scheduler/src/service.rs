@@ -5,14 +5,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
+use gha_poller::github::{AppCredentials, Auth, GitHubClient};
 use gha_proto::{Contract, JobEvent};
+use gha_runtime::admin::{self, Health};
+use prometheus_client::registry::Registry;
+use secrecy::ExposeSecret;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::admission::Admission;
 use crate::engine::{Engine, Placer};
-use crate::github::GitHubApi;
+use crate::github::{GitHubApi, RestGitHub};
+use crate::metrics::Metrics;
+use crate::run_args::{GitHubAuth, RunConfig};
 use crate::slurm::BatchSystem;
+use crate::slurm::cli::SlurmCli;
 use crate::{jit, reconcile, submit};
 
 /// Messages pulled at once: small, so a slow pass never outlives AckWait.
@@ -138,4 +147,72 @@ async fn answer_jit<B: BatchSystem, G: GitHubApi, P: Placer>(
             }
         });
     }
+}
+
+/// `gha-scheduler run`: connects, builds the engine from `config`, serves
+/// the admin endpoint, and runs until `shutdown`.
+pub async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let client = config.nats.connect("gha-scheduler").await?;
+    let contract = Contract::new(client);
+    contract
+        .ensure_topology()
+        .await
+        .context("creating streams and buckets")?;
+    let kv = contract.job_states().await?;
+    let github = match config.github_auth {
+        GitHubAuth::Token(token) => GitHubClient::new(&config.github_api_url, token),
+        GitHubAuth::App {
+            app_id,
+            key_pem,
+            installation,
+        } => {
+            let app = AppCredentials::new(
+                &config.github_api_url,
+                app_id,
+                key_pem.expose_secret().as_bytes(),
+            )
+            .map_err(|err| anyhow::anyhow!("GitHub App key: {err}"))?;
+            GitHubClient::with_auth(
+                &config.github_api_url,
+                Auth::Installation {
+                    app: Arc::new(app),
+                    installation,
+                },
+            )
+        }
+    };
+    let metrics = Metrics::default();
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    let admission = Admission::new(config.policy.limits.clone());
+    let engine = Engine::new(
+        kv,
+        SlurmCli::new(config.slurm),
+        RestGitHub::new(Arc::new(github)),
+        config.policy,
+        config.settings,
+        admission,
+        metrics,
+    );
+    let mut admin_task = None;
+    if let Some(addr) = config.admin_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let health = Health::default();
+        health.ok("nats");
+        let shutdown = shutdown.clone();
+        admin_task = Some(tokio::spawn(admin::serve(
+            listener,
+            Arc::new(registry),
+            health,
+            shutdown,
+        )));
+    }
+    let outcome = serve(engine, contract, shutdown.clone()).await;
+    shutdown.cancel();
+    if let Some(task) = admin_task {
+        let _ = task.await;
+    }
+    outcome
 }

@@ -53,6 +53,9 @@ pub struct Options {
     pub reconcile_interval: Duration,
     pub max_attempts: u32,
     pub submit_concurrency: usize,
+    /// Run the engine in this process; `false`: the tests start the
+    /// `gha-scheduler` binary themselves ([`Harness::spawn_binary`]).
+    pub in_process: bool,
 }
 
 impl Default for Options {
@@ -64,6 +67,7 @@ impl Default for Options {
             reconcile_interval: Duration::from_millis(500),
             max_attempts: 3,
             submit_concurrency: 16,
+            in_process: true,
         }
     }
 }
@@ -122,8 +126,81 @@ impl Harness {
             shutdown: CancellationToken::new(),
             task: None,
         };
-        harness.run_scheduler().await;
+        if harness.options.in_process {
+            harness.run_scheduler().await;
+        }
         harness
+    }
+
+    /// Starts the `gha-scheduler run` binary against this harness, with
+    /// `failpoint` armed (see `gha_scheduler::failpoint`); its stderr goes
+    /// to `<reports>/scheduler-<n>.log`.
+    pub fn spawn_binary(&self, failpoint: Option<&str>) -> std::process::Child {
+        let dir = self.reports.path();
+        let policy = dir.join("policy.toml");
+        std::fs::write(&policy, &self.options.policy).unwrap();
+        let token = dir.join("github-token");
+        std::fs::write(&token, self.emulator.token()).unwrap();
+        let runs = std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|entry| {
+                entry.as_ref().is_ok_and(|entry| {
+                    entry
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with("scheduler-")
+                })
+            })
+            .count();
+        let log = std::fs::File::create(dir.join(format!("scheduler-{runs}.log"))).unwrap();
+        let settings = self.settings();
+        let job_env: Vec<String> = settings
+            .job_env
+            .iter()
+            .filter(|(name, _)| name != "GHA_NATS_URL")
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gha-scheduler"));
+        command
+            .args(["--log", "info,gha_scheduler=debug", "run"])
+            .args(["--nats-url", &self.nats.url()])
+            .arg("--policy")
+            .arg(&policy)
+            .args(["--github-api-url", &self.emulator.url()])
+            .arg("--github-token-file")
+            .arg(&token)
+            .args(["--cluster", &self.prefix, "--name-prefix", &self.prefix])
+            .args(["--launcher-command", &settings.launcher_command])
+            .args(["--job-env", &job_env.join(",")])
+            .args(["--reconcile-interval", "0.5"])
+            .args(["--max-attempts", &self.options.max_attempts.to_string()])
+            .env("SLURM_CONF", self.slurm.conf())
+            .env_remove("GHA_SCHEDULER_FAILPOINT")
+            .stdout(std::process::Stdio::null())
+            .stderr(log);
+        if let Some(sbatch) = &self.options.sbatch {
+            command.arg("--sbatch").arg(sbatch);
+        }
+        if let Some(point) = failpoint {
+            command.env("GHA_SCHEDULER_FAILPOINT", point);
+        }
+        command.spawn().expect("gha-scheduler starts")
+    }
+
+    /// Everything the scheduler binaries of this test logged.
+    pub fn binary_logs(&self) -> String {
+        let mut text = String::new();
+        for entry in std::fs::read_dir(self.reports.path()).unwrap() {
+            let entry = entry.unwrap();
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("scheduler-")
+            {
+                text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        text
     }
 
     pub fn settings(&self) -> Settings {
