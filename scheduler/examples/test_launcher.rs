@@ -7,8 +7,8 @@
 //! `GHA_TEST_REPORT_DIR` where to write `<slurm job id>.json`,
 //! `GHA_TEST_LAUNCHER_MODE` = `exit` | `hold` | `claim` | `claim-hold` |
 //! `wrong-claim`, `GHA_NATS_URL`, `GHA_JOB_ID`, `GHA_CLAIM`, `SLURM_JOB_ID`.
-//! Test-only: it writes the claim it got into its report so the tests can
-//! scan everything else for it.
+//! Test-only: it writes the claim and the JIT config it got into its
+//! report so the tests can scan everything else for them.
 
 use std::path::PathBuf;
 
@@ -54,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         report["refusal"] = reply.refusal().as_str_name().into();
         report["runner_name"] = reply.runner_name.clone().into();
         report["got_config"] = (!reply.encoded_jit_config.is_empty()).into();
+        report["jit_config"] = reply.encoded_jit_config.clone().into();
     }
     let tmp = dir.join(format!(".{slurm_job_id}.json"));
     std::fs::write(&tmp, serde_json::to_vec(&report)?)?;

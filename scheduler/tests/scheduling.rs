@@ -206,3 +206,59 @@ async fn a_slurm_job_that_dies_before_its_runner_took_work_is_resubmitted_once()
     assert_eq!(live.len(), 1, "{jobs:?}");
     assert_eq!(live[0].1, format!("{}-1-2", harness.prefix));
 }
+
+/// An `sbatch` that misbehaves on its first call: `after` submits for real
+/// and then reports a failure (as a timeout between slurmctld and sbatch
+/// does); `before` fails without submitting. Later calls are the real one.
+fn flaky_sbatch(dir: &std::path::Path, mode: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("sbatch-{mode}"));
+    let script = format!(
+        r#"#!/bin/bash
+calls="{dir}/sbatch-{mode}.calls"
+echo "$*" >> "$calls"
+if [ "$(wc -l < "$calls")" -gt 1 ]; then exec sbatch "$@"; fi
+if [ "{mode}" = after ]; then sbatch "$@" > /dev/null || exit 2; fi
+echo "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation" >&2
+exit 1
+"#,
+        dir = dir.display()
+    );
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+async fn flaky_sbatch_gives_one_slurm_job(mode: &str) -> (Harness, usize) {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let harness = Harness::start(Options {
+        policy: pending_policy(),
+        sbatch: Some(flaky_sbatch(&dir, mode)),
+        ..Options::default()
+    })
+    .await;
+    harness.publish(&harness.job(1)).await;
+    let state = harness.wait_phase(1, JobPhase::Submitted).await;
+    let slurm = harness.slurm_jobs_for(1);
+    assert_eq!(slurm.len(), 1, "{slurm:?}");
+    assert_eq!(slurm[0].0, state.slurm_job_id);
+    assert_eq!(state.attempt, 1, "one attempt, whatever sbatch said");
+    let calls = std::fs::read_to_string(dir.join(format!("sbatch-{mode}.calls")))
+        .unwrap()
+        .lines()
+        .count();
+    std::fs::remove_dir_all(dir).ok();
+    (harness, calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sbatch_that_fails_after_creating_the_job_leaves_no_duplicate() {
+    let (_harness, calls) = flaky_sbatch_gives_one_slurm_job("after").await;
+    assert_eq!(calls, 1, "found by name, not submitted again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sbatch_that_fails_before_creating_the_job_is_retried() {
+    let (_harness, calls) = flaky_sbatch_gives_one_slurm_job("before").await;
+    assert_eq!(calls, 2, "looked up, not found, submitted again");
+}

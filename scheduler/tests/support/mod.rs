@@ -136,11 +136,24 @@ impl Harness {
     /// `failpoint` armed (see `gha_scheduler::failpoint`); its stderr goes
     /// to `<reports>/scheduler-<n>.log`.
     pub fn spawn_binary(&self, failpoint: Option<&str>) -> std::process::Child {
+        let token = self.reports.path().join("github-token");
+        std::fs::write(&token, self.emulator.token()).unwrap();
+        let auth = vec![
+            "--github-token-file".to_owned(),
+            token.display().to_string(),
+        ];
+        self.spawn_binary_with(failpoint, &auth)
+    }
+
+    /// [`Harness::spawn_binary`] with these GitHub credential flags.
+    pub fn spawn_binary_with(
+        &self,
+        failpoint: Option<&str>,
+        auth: &[String],
+    ) -> std::process::Child {
         let dir = self.reports.path();
         let policy = dir.join("policy.toml");
         std::fs::write(&policy, &self.options.policy).unwrap();
-        let token = dir.join("github-token");
-        std::fs::write(&token, self.emulator.token()).unwrap();
         let runs = std::fs::read_dir(dir)
             .unwrap()
             .filter(|entry| {
@@ -167,8 +180,7 @@ impl Harness {
             .arg("--policy")
             .arg(&policy)
             .args(["--github-api-url", &self.emulator.url()])
-            .arg("--github-token-file")
-            .arg(&token)
+            .args(auth)
             .args(["--cluster", &self.prefix, "--name-prefix", &self.prefix])
             .args(["--launcher-command", &settings.launcher_command])
             .args(["--job-env", &job_env.join(",")])
