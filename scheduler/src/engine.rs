@@ -171,7 +171,10 @@ impl<B: BatchSystem, G: GitHubApi, P: Placer> Engine<B, G, P> {
         let mut live = self.live.lock().expect("live lock");
         if record::is_terminal(state) {
             live.remove(&job_id);
-            admission.finish(job_id);
+            if admission.finish(job_id) {
+                // A slot is free: someone waiting may start.
+                self.wake.notify_one();
+            }
             return false;
         }
         live.insert(job_id, state.clone());

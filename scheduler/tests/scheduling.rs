@@ -108,7 +108,7 @@ async fn a_launcher_presenting_its_claim_gets_one_jit_config() {
     })
     .await;
     harness.publish(&harness.job(1)).await;
-    let submitted = harness.wait_phase(1, JobPhase::Submitted).await;
+    let submitted = harness.wait_submitted(1).await;
     let report = harness.wait_report(submitted.slurm_job_id).await;
     assert_eq!(
         report["refusal"], "JIT_CONFIG_REFUSAL_UNSPECIFIED",
@@ -162,7 +162,7 @@ async fn a_wrong_claim_is_refused_and_mints_nothing() {
     })
     .await;
     harness.publish(&harness.job(1)).await;
-    let submitted = harness.wait_phase(1, JobPhase::Submitted).await;
+    let submitted = harness.wait_submitted(1).await;
     let report = harness.wait_report(submitted.slurm_job_id).await;
     assert_eq!(
         report["refusal"], "JIT_CONFIG_REFUSAL_BAD_CLAIM",
@@ -261,4 +261,37 @@ async fn an_sbatch_that_fails_after_creating_the_job_leaves_no_duplicate() {
 async fn an_sbatch_that_fails_before_creating_the_job_is_retried() {
     let (_harness, calls) = flaky_sbatch_gives_one_slurm_job("before").await;
     assert_eq!(calls, 2, "looked up, not found, submitted again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_cap_two_repositories_share_capacity_fairly() {
+    let harness = Harness::start(Options {
+        policy: POLICY.replace("[defaults]", "[defaults]\nmax_runners = 2"),
+        launcher_mode: "hold",
+        ..Options::default()
+    })
+    .await;
+    // A busy repository queues four jobs before a quiet one queues two.
+    for job_id in 1..=4 {
+        harness.publish(&harness.job_in("org/busy", job_id)).await;
+    }
+    harness.wait_phase(1, JobPhase::Submitted).await;
+    harness.wait_phase(2, JobPhase::Submitted).await;
+    for job_id in [11, 12] {
+        harness.publish(&harness.job_in("org/quiet", job_id)).await;
+    }
+    harness.wait_phase(12, JobPhase::Queued).await;
+
+    // Each finished job frees one slot; the slots alternate between the
+    // repositories, oldest first within each.
+    let mut order = Vec::new();
+    for finished in [1, 2, 11, 3] {
+        harness.publish_status(finished, JobStatus::Completed).await;
+        harness.wait_phase(finished, JobPhase::Withdrawn).await;
+        let started = harness
+            .wait_for_any([3, 4, 11, 12], &order, JobPhase::Submitted)
+            .await;
+        order.push(started);
+    }
+    assert_eq!(order, [11, 3, 12, 4]);
 }

@@ -40,7 +40,7 @@ async fn secrets_appear_in_no_log_no_argv_and_no_slurm_record() {
     let mut secrets: Vec<(String, String)> = Vec::new();
     let mut slurm_ids = Vec::new();
     for job_id in [1, 2] {
-        let state = harness.wait_phase(job_id, JobPhase::Submitted).await;
+        let state = harness.wait_submitted(job_id).await;
         let report = harness.wait_report(state.slurm_job_id).await;
         assert_eq!(report["got_config"], true, "{report}");
         secrets.push(("claim".into(), report["claim"].as_str().unwrap().into()));

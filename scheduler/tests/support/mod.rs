@@ -287,12 +287,17 @@ impl Harness {
     }
 
     pub fn job(&self, job_id: i64) -> QueuedJob {
+        self.job_in(REPO, job_id)
+    }
+
+    /// A job of repository `repo` (`owner/name`), created at `job_id` ms.
+    pub fn job_in(&self, repo: &str, job_id: i64) -> QueuedJob {
         QueuedJob {
             job_id,
             run_id: 1000 + job_id,
             run_attempt: 1,
-            repository: REPO.into(),
-            owner: "org".into(),
+            repository: repo.into(),
+            owner: repo.split('/').next().unwrap().into(),
             labels: vec!["self-hosted".into(), "slurm".into()],
             created_at_unix_ms: job_id,
             ..QueuedJob::default()
@@ -356,6 +361,49 @@ impl Harness {
                 self.state(job_id).await
             ),
         }
+    }
+
+    /// Waits until one of `candidates` not in `seen` reaches `phase`.
+    pub async fn wait_for_any<const N: usize>(
+        &self,
+        candidates: [i64; N],
+        seen: &[i64],
+        phase: JobPhase,
+    ) -> i64 {
+        eventually(
+            "a candidate reaches the phase",
+            Duration::from_secs(30),
+            || async {
+                for job_id in candidates {
+                    if seen.contains(&job_id) {
+                        continue;
+                    }
+                    if self
+                        .state(job_id)
+                        .await
+                        .is_some_and(|state| state.phase() == phase)
+                    {
+                        return Some(job_id);
+                    }
+                }
+                None
+            },
+        )
+        .await
+        .expect("one of them")
+    }
+
+    /// Waits until the job has a Slurm job (Submitted, or already further:
+    /// a launcher may claim within a second).
+    pub async fn wait_submitted(&self, job_id: i64) -> JobState {
+        self.wait_for(job_id, "a Slurm job", |state| {
+            state.slurm_job_id != 0
+                && matches!(
+                    state.phase(),
+                    JobPhase::Submitted | JobPhase::Launching | JobPhase::Running
+                )
+        })
+        .await
     }
 
     pub async fn wait_phase(&self, job_id: i64, phase: JobPhase) -> JobState {
