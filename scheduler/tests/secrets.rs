@@ -4,7 +4,6 @@
 
 mod support;
 
-use gha_proto::v1::JobPhase;
 use gha_testkit::paths::repo_root;
 use support::{Harness, Options};
 
