@@ -158,12 +158,11 @@ pub async fn pass<B: BatchSystem, G: GitHubApi, P: Placer>(
         .collect();
     for state in &records {
         let job_id = record::job_id(state);
-        let action = decide(
-            state,
-            &ours,
-            engine.is_submitting_here(job_id),
-            engine.needed_elsewhere(state),
-        );
+        // Only a record whose demand is gone can be withdrawn: the
+        // label-set scan is skipped for everything else.
+        let needed =
+            state.github_status() != JobStatus::Unspecified && engine.needed_elsewhere(state);
+        let action = decide(state, &ours, engine.is_submitting_here(job_id), needed);
         if action != Action::Nothing {
             report.actions += 1;
             if let Err(err) = act(engine, state, action).await {
