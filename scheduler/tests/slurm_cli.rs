@@ -132,6 +132,12 @@ async fn submitted_jobs_are_listed_found_and_cancelled_while_pending() {
     assert_eq!(listed[0].comment, format!("corr-{prefix}a-1"));
     assert_eq!(listed[0].state, SlurmState::Pending);
     assert!(cli.list(&self::prefix("nobody")).await.unwrap().is_empty());
+    // Restricted to another user, the same query sees none of them.
+    let other_user = SlurmCli::new(SlurmCliConfig {
+        user: Some("nobody".into()),
+        ..config(slurm)
+    });
+    assert!(other_user.list(&prefix).await.unwrap().is_empty());
 
     let found = cli.find_by_name(&format!("{prefix}b-1")).await.unwrap();
     assert_eq!(found.len(), 1);

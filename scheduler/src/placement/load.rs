@@ -49,7 +49,7 @@ impl Policy {
             file: file.clone(),
             line: 0,
             column: 0,
-            field: String::new(),
+            field: "(file)".into(),
             message: format!("cannot read: {err}"),
         })?;
         Policy::from_toml(&file, &text)

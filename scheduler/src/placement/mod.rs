@@ -126,7 +126,8 @@ pub struct PolicyError {
     pub file: String,
     pub line: usize,
     pub column: usize,
-    /// Dotted path of the field at fault, e.g. `pools[2].cpus.max`.
+    /// Dotted path of the field at fault, e.g. `pool[2].cpus.max` (pools
+    /// counted from 0, in file order).
     pub field: String,
     pub message: String,
 }
