@@ -86,6 +86,16 @@ fn validation_errors_point_at_the_field_line() {
     let err = error(&text);
     assert_eq!(at(&err), (10, 1, "pool[0].runtime"));
 
+    let text = format!(
+        "{GOOD_POOL}{}",
+        GOOD_POOL
+            .replace("name = \"cpu\"", "name = \"cpu2\"")
+            .replace("[\"slurm\"]", "[\"Slurm\", \"self-hosted\"]")
+    );
+    let err = error(&text);
+    assert_eq!(at(&err), (13, 1, "pool[1].labels"));
+    assert!(err.message.contains("never be chosen"), "{err}");
+
     let text = format!("{GOOD_POOL}{}", GOOD_POOL.replace("slurm", "other"));
     let err = error(&text);
     assert_eq!(at(&err), (12, 1, "pool[1].name"));
