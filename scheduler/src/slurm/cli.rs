@@ -26,8 +26,8 @@ pub struct SlurmCliConfig {
     pub scancel: PathBuf,
     /// Variables every command gets (e.g. `SLURM_CONF`), on top of `PATH`.
     pub env: Vec<(String, String)>,
-    /// `PATH` for the commands (and for the job, which `--export` does not
-    /// give one): the scheduler's own by default.
+    /// `PATH` for the commands: the scheduler's own by default. The job
+    /// does not get it unless the submission exports a `PATH` of its own.
     pub path: String,
     /// How long one command may take before it is killed and the outcome
     /// counted as unknown.
