@@ -132,6 +132,17 @@ fn validate(file: PolicyFile) -> Result<Policy, Fault> {
             repositories: lower(repos.as_deref().unwrap_or_default()),
         }),
     };
+    if let Some(orgs) = &file.defaults.allowed_orgs
+        && let Some((n, bad)) = orgs
+            .iter()
+            .enumerate()
+            .find(|(_, o)| o.is_empty() || o.contains('/'))
+    {
+        return Err((
+            defaults_path.key("allowed_orgs").index(n),
+            format!("{bad:?} is not an org name"),
+        ));
+    }
     if let Some(repos) = &file.defaults.allowed_repositories
         && let Some((n, bad)) = repos.iter().enumerate().find(|(_, r)| !is_repo(r))
     {

@@ -114,6 +114,22 @@ fn sbatch_options_outside_the_allow_list_are_refused() {
 }
 
 #[test]
+fn allow_lists_and_overrides_name_real_repositories() {
+    let err = error(&format!(
+        "[defaults]\nallowed_repositories = [\"a/b\", \"just-a-name\"]\n{GOOD_POOL}"
+    ));
+    assert_eq!(at(&err), (2, 32, "defaults.allowed_repositories[1]"));
+    let err = error(&format!(
+        "[defaults]\nallowed_orgs = [\"a/b\"]\n{GOOD_POOL}"
+    ));
+    assert_eq!(at(&err), (2, 17, "defaults.allowed_orgs[0]"));
+    let err = error(&format!(
+        "[defaults.repo_max_runners]\n\"nobody\" = 3\n{GOOD_POOL}"
+    ));
+    assert_eq!(at(&err), (2, 1, "defaults.repo_max_runners.nobody"));
+}
+
+#[test]
 fn a_file_without_pools_is_refused() {
     let err = error("[defaults]\nmax_runners = 3\n");
     assert!(err.message.contains("no [[pool]]"), "{err}");
