@@ -223,9 +223,14 @@ async fn an_sbatch_that_fails_after_creating_the_job_is_transient_and_the_job_is
 #[tokio::test]
 async fn an_sbatch_that_hangs_is_killed_at_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
     let cli = SlurmCli::new(SlurmCliConfig {
-        sbatch: wrapper(dir.path(), "hang", "exec sleep 60"),
-        timeout: Duration::from_millis(300),
+        sbatch: wrapper(
+            dir.path(),
+            "hang",
+            &format!("echo $$ > {}\nexec sleep 60", pid_file.display()),
+        ),
+        timeout: Duration::from_millis(500),
         ..config(slurm())
     });
     let err = cli
@@ -236,6 +241,17 @@ async fn an_sbatch_that_hangs_is_killed_at_the_timeout() {
         BatchError::Transient { detail, .. } => assert!(detail.contains("timed out"), "{detail}"),
         other => panic!("{other}"),
     }
+    // The hung command is killed, not left behind (a zombie counts as dead).
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let stat = format!("/proc/{}/stat", pid.trim());
+    eventually("the hung sbatch dies", Duration::from_secs(10), || async {
+        match std::fs::read_to_string(&stat) {
+            Err(_) => Some(()),
+            Ok(text) => text.rsplit(") ").next()?.starts_with('Z').then_some(()),
+        }
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
