@@ -134,7 +134,10 @@ pub fn scheduler_jobs_consumer() -> consumer::pull::Config {
     durable_pull(
         SCHEDULER_JOBS_CONSUMER,
         "gha-scheduler: demand and its withdrawal",
-        Duration::from_secs(30),
+        // Recording demand is one KV write (submission is decoupled from
+        // the message), so a short wait bounds how long a crashed
+        // scheduler's unacknowledged messages wait for redelivery.
+        Duration::from_secs(10),
     )
 }
 

@@ -3,8 +3,6 @@
 use std::path::PathBuf;
 
 use gha_runtime::ConfigError;
-use gha_runtime::admin::AdminArgs;
-use gha_runtime::nats::{NatsArgs, NatsConfig};
 use gha_runtime::telemetry::TelemetryArgs;
 
 /// Place queued GitHub Actions jobs on Slurm as ephemeral runners.
@@ -22,12 +20,7 @@ pub struct Cli {
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Consume demand, submit to Slurm, mint JIT configs, reconcile.
-    Run {
-        #[command(flatten)]
-        nats: NatsArgs,
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
+    Run(Box<crate::run_args::RunArgs>),
     /// Print the pool and the exact `sbatch` arguments a job with these
     /// labels would get, touching neither NATS nor Slurm.
     Explain {
@@ -46,10 +39,7 @@ pub enum Command {
 /// The validated command.
 #[derive(Debug)]
 pub enum Config {
-    Run {
-        nats: NatsConfig,
-        admin_listen: Option<std::net::SocketAddr>,
-    },
+    Run(Box<crate::run_args::RunConfig>),
     Explain {
         /// The policy, loaded and validated.
         policy: Box<crate::placement::Policy>,
@@ -62,10 +52,7 @@ impl Cli {
     /// Checks the flags without any I/O beyond looking at named files.
     pub fn validate(self) -> Result<Config, ConfigError> {
         Ok(match self.command {
-            Command::Run { nats, admin } => Config::Run {
-                nats: nats.validate()?,
-                admin_listen: admin.admin_listen,
-            },
+            Command::Run(args) => Config::Run(Box::new(args.validate()?)),
             Command::Explain {
                 policy,
                 labels,

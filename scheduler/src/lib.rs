@@ -7,20 +7,31 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod claim;
 pub mod cli;
+pub mod engine;
+pub mod failpoint;
+pub mod github;
+pub mod jit;
+pub mod metrics;
 pub mod placement;
+pub mod reconcile;
+pub mod record;
+pub mod run_args;
+pub mod service;
+pub mod settings;
 pub mod slurm;
+pub mod submit;
 
 pub use cli::{Cli, Config};
 
-use gha_runtime::Unimplemented;
 use tokio_util::sync::CancellationToken;
 
 /// Runs the command `config` describes until it finishes or `shutdown` is
 /// cancelled.
-pub async fn run(config: Config, _shutdown: CancellationToken) -> anyhow::Result<()> {
-    let command = match config {
-        Config::Run { .. } => "gha-scheduler run",
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    match config {
+        Config::Run(run) => service::run(*run, shutdown).await,
         // A placed job prints its pool and arguments (exit 0); a refusal
         // is an error saying why (exit 1).
         Config::Explain {
@@ -32,12 +43,7 @@ pub async fn run(config: Config, _shutdown: CancellationToken) -> anyhow::Result
                 |refusal| anyhow::anyhow!("refused ({}): {refusal}", refusal.metric_label()),
             )?;
             print!("{text}");
-            return Ok(());
+            Ok(())
         }
-    };
-    Err(Unimplemented {
-        command,
-        tracking: "issue 5, gha-scheduler",
     }
-    .into())
 }

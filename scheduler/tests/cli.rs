@@ -1,11 +1,9 @@
 //! `gha-scheduler` answers for itself, explains placements, and refuses
-//! what it does not do yet.
+//! bad configuration before touching anything.
 
 use std::io::Write as _;
 
-use gha_testkit::cli::{
-    EX_USAGE, assert_config_error, assert_help_and_version, assert_unimplemented, run,
-};
+use gha_testkit::cli::{EX_USAGE, assert_config_error, assert_help_and_version, run};
 use gha_testkit::paths::repo_root;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gha-scheduler");
@@ -32,8 +30,50 @@ fn help_and_version() {
 }
 
 #[test]
-fn unimplemented_subcommands_exit_non_zero_saying_so() {
-    assert_unimplemented(BIN, &["run"]);
+fn run_refuses_bad_configuration_before_any_io() {
+    let policy = example_policy();
+    // No GitHub credentials.
+    assert_config_error(BIN, &["run", "--policy", &policy], "--github-token-file");
+    let token = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token.path(), "ghp_test\n").unwrap();
+    let token = token.path().to_str().unwrap();
+    assert_config_error(
+        BIN,
+        &[
+            "run",
+            "--policy",
+            &policy,
+            "--github-token-file",
+            token,
+            "--name-prefix",
+            "bad prefix",
+        ],
+        "--name-prefix",
+    );
+    assert_config_error(
+        BIN,
+        &[
+            "run",
+            "--policy",
+            &policy,
+            "--github-token-file",
+            token,
+            "--job-env",
+            "1BAD=x",
+        ],
+        "not a variable name",
+    );
+    assert_config_error(
+        BIN,
+        &[
+            "run",
+            "--policy",
+            "/nonexistent/policy.toml",
+            "--github-token-file",
+            token,
+        ],
+        "/nonexistent/policy.toml",
+    );
 }
 
 #[test]

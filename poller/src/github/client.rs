@@ -238,6 +238,65 @@ impl GitHubClient {
     }
 }
 
+impl GitHubClient {
+    /// Sends one non-GET request and returns the response for the caller
+    /// to check. Never retried here: a POST that failed may have happened
+    /// (callers look before repeating it).
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<reqwest::Response, GitHubError> {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url))
+            .header(
+                AUTHORIZATION,
+                format!("Bearer {}", self.bearer().await?.expose_secret()),
+            )
+            .header(ACCEPT, "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28")
+            .header(USER_AGENT, "slurm-actions");
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|source| GitHubError::Transport {
+                path: path.into(),
+                source,
+            })?;
+        match status_error(path, &response) {
+            Some(err) => Err(err),
+            None => Ok(response),
+        }
+    }
+
+    /// POSTs `body` to `path` once and decodes the answer.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, GitHubError> {
+        let response = self.send(reqwest::Method::POST, path, Some(body)).await?;
+        read_json(path, response).await
+    }
+
+    /// DELETEs `path` once.
+    pub async fn delete(&self, path: &str) -> Result<(), GitHubError> {
+        self.send(reqwest::Method::DELETE, path, None)
+            .await
+            .map(drop)
+    }
+}
+
 /// The error a non-success answer means, in the terms a caller acts on;
 /// `None` for a success (or a 304, which the caller handles).
 pub(crate) fn status_error(path: &str, response: &reqwest::Response) -> Option<GitHubError> {

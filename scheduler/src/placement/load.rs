@@ -19,7 +19,9 @@ pub const DEFAULT_IMPLICIT_LABELS: [&str; 3] = ["self-hosted", "linux", "x64"];
 /// each takes a value. Everything else (notably `--export`, `--job-name`,
 /// `--comment`, `--signal`, `--output`, `--wrap`, `--uid`) is refused at
 /// load time: the submitter owns those.
-pub const SBATCH_EXTRA_ALLOWED: [(&str, ExtraKind); 10] = [
+pub const SBATCH_EXTRA_ALLOWED: [(&str, ExtraKind); 11] = [
+    // Deferred start (maintenance windows, off-peak pools).
+    ("begin", ExtraKind::Text),
     ("reservation", ExtraKind::Text),
     ("nice", ExtraKind::Integer),
     ("exclusive", ExtraKind::FlagOrText),

@@ -1,0 +1,184 @@
+//! What the scheduler asks of GitHub, behind the [`GitHubApi`] trait:
+//! mint a just-in-time runner registration, find a runner by name, list
+//! and delete runners. The adapter speaks REST through the poller's client
+//! (no retries: a POST that failed is looked up, never blindly repeated).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use gha_poller::github::{GitHubClient, GitHubError};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Where runners are registered: a repository or an organisation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RunnerScope {
+    /// `owner/name`.
+    Repo(String),
+    Org(String),
+}
+
+impl RunnerScope {
+    fn prefix(&self) -> String {
+        match self {
+            Self::Repo(repo) => format!("/repos/{repo}/actions/runners"),
+            Self::Org(org) => format!("/orgs/{org}/actions/runners"),
+        }
+    }
+}
+
+/// A registered runner as GitHub lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Runner {
+    pub id: i64,
+    pub name: String,
+    /// `online` or `offline`.
+    pub status: String,
+    pub busy: bool,
+}
+
+/// A minted registration: the runner and its single-use config.
+#[derive(Debug)]
+pub struct Minted {
+    pub runner: Runner,
+    /// `encoded_jit_config`: a credential.
+    pub encoded_jit_config: SecretString,
+}
+
+/// The runner registration to ask for.
+#[derive(Debug, Clone)]
+pub struct RunnerRequest {
+    pub name: String,
+    pub labels: Vec<String>,
+    pub runner_group_id: i64,
+}
+
+/// The scheduler's view of GitHub.
+pub trait GitHubApi: Send + Sync + 'static {
+    fn generate_jit_config(
+        &self,
+        scope: &RunnerScope,
+        request: &RunnerRequest,
+    ) -> impl Future<Output = Result<Minted, GitHubError>> + Send;
+
+    fn find_runner(
+        &self,
+        scope: &RunnerScope,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Runner>, GitHubError>> + Send;
+
+    /// Every runner of the scope whose name starts with `prefix`.
+    fn list_runners(
+        &self,
+        scope: &RunnerScope,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<Runner>, GitHubError>> + Send;
+
+    fn delete_runner(
+        &self,
+        scope: &RunnerScope,
+        runner_id: i64,
+    ) -> impl Future<Output = Result<(), GitHubError>> + Send;
+}
+
+/// [`GitHubApi`] over REST.
+#[derive(Debug, Clone)]
+pub struct RestGitHub {
+    client: Arc<GitHubClient>,
+}
+
+impl RestGitHub {
+    pub fn new(client: Arc<GitHubClient>) -> Self {
+        Self { client }
+    }
+}
+
+#[derive(Deserialize)]
+struct JitAnswer {
+    runner: Runner,
+    encoded_jit_config: String,
+}
+
+#[derive(Deserialize)]
+struct RunnerPage {
+    runners: Vec<Runner>,
+}
+
+impl GitHubApi for RestGitHub {
+    async fn generate_jit_config(
+        &self,
+        scope: &RunnerScope,
+        request: &RunnerRequest,
+    ) -> Result<Minted, GitHubError> {
+        let body = serde_json::json!({
+            "name": request.name,
+            "runner_group_id": request.runner_group_id,
+            "labels": request.labels,
+            "work_folder": "_work",
+        });
+        let answer: JitAnswer = self
+            .client
+            .post(&format!("{}/generate-jitconfig", scope.prefix()), &body)
+            .await?;
+        Ok(Minted {
+            runner: answer.runner,
+            encoded_jit_config: SecretString::from(answer.encoded_jit_config),
+        })
+    }
+
+    async fn find_runner(
+        &self,
+        scope: &RunnerScope,
+        name: &str,
+    ) -> Result<Option<Runner>, GitHubError> {
+        let path = format!("{}?name={name}&per_page=100", scope.prefix());
+        Ok(self
+            .page(&path)
+            .await?
+            .runners
+            .into_iter()
+            .find(|runner| runner.name == name))
+    }
+
+    async fn list_runners(
+        &self,
+        scope: &RunnerScope,
+        prefix: &str,
+    ) -> Result<Vec<Runner>, GitHubError> {
+        let mut runners = Vec::new();
+        let mut path = Some(format!("{}?per_page=100", scope.prefix()));
+        while let Some(current) = path {
+            let fetched = self.client.get::<RunnerPage>(&current, None).await?;
+            path = match fetched {
+                gha_poller::github::Fetched::Fresh { value, next, .. } => {
+                    runners.extend(
+                        value
+                            .runners
+                            .into_iter()
+                            .filter(|runner| runner.name.starts_with(prefix)),
+                    );
+                    next
+                }
+                gha_poller::github::Fetched::NotModified => None,
+            };
+        }
+        Ok(runners)
+    }
+
+    async fn delete_runner(&self, scope: &RunnerScope, runner_id: i64) -> Result<(), GitHubError> {
+        self.client
+            .delete(&format!("{}/{runner_id}", scope.prefix()))
+            .await
+    }
+}
+
+impl RestGitHub {
+    async fn page(&self, path: &str) -> Result<RunnerPage, GitHubError> {
+        match self.client.get::<RunnerPage>(path, None).await? {
+            gha_poller::github::Fetched::Fresh { value, .. } => Ok(value),
+            gha_poller::github::Fetched::NotModified => Ok(RunnerPage {
+                runners: Vec::new(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! `gha-scheduler run`: the engine wired to NATS — demand consumer,
+//! submission driver, JIT-config server, reconcile loop — as one service.
+//! A task that ends takes the service down.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use gha_poller::github::{AppCredentials, Auth, GitHubClient};
+use gha_proto::{Contract, JobEvent};
+use gha_runtime::admin::{self, Health};
+use prometheus_client::registry::Registry;
+use secrecy::ExposeSecret;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::admission::Admission;
+use crate::engine::{Engine, Placer};
+use crate::github::{GitHubApi, RestGitHub};
+use crate::metrics::Metrics;
+use crate::run_args::{GitHubAuth, RunConfig};
+use crate::slurm::BatchSystem;
+use crate::slurm::cli::SlurmCli;
+use crate::{jit, reconcile, submit};
+
+/// Messages pulled at once: small, so a slow pass never outlives AckWait.
+const BATCH: usize = 16;
+
+/// Backoff before a demand message whose record could not be written is
+/// delivered again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Runs the scheduler on `engine` until `shutdown` (or a task fails).
+pub async fn serve<B: BatchSystem, G: GitHubApi, P: Placer>(
+    engine: Arc<Engine<B, G, P>>,
+    contract: Contract,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let live = engine.rebuild().await?;
+    info!(live, "rebuilt job records from the bucket");
+    match reconcile::pass(&engine).await {
+        Ok(pass) => info!(actions = pass.actions, "reconciled at start"),
+        Err(err) => warn!(error = %err, "reconcile at start failed; the loop retries"),
+    }
+    let consumer = contract.scheduler_jobs(BATCH).await?;
+    let requests = contract.serve_jit_config().await?;
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(
+        consume(engine.clone(), consumer, shutdown.clone()).instrument(info_span!("demand")),
+    );
+    tasks.spawn(submit::drive(engine.clone(), shutdown.clone()).instrument(info_span!("submit")));
+    tasks.spawn(
+        answer_jit(engine.clone(), contract.clone(), requests, shutdown.clone())
+            .instrument(info_span!("jit")),
+    );
+    tasks.spawn(
+        reconcile::run_loop(engine.clone(), shutdown.clone()).instrument(info_span!("reconcile")),
+    );
+    let first = tasks.join_next().await;
+    if !shutdown.is_cancelled() {
+        shutdown.cancel();
+        tasks.shutdown().await;
+        anyhow::bail!("a scheduler task stopped unexpectedly: {first:?}");
+    }
+    tasks.shutdown().await;
+    Ok(())
+}
+
+async fn consume<B: BatchSystem, G: GitHubApi, P: Placer>(
+    engine: Arc<Engine<B, G, P>>,
+    consumer: gha_proto::TypedConsumer<JobEvent>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let mut deliveries = tokio::select! {
+            () = shutdown.cancelled() => return,
+            deliveries = consumer.messages() => match deliveries {
+                Ok(deliveries) => deliveries,
+                Err(err) => {
+                    warn!(error = %err, "pulling demand failed; retrying");
+                    tokio::time::sleep(RETRY_AFTER).await;
+                    continue;
+                }
+            },
+        };
+        loop {
+            let delivery = tokio::select! {
+                () = shutdown.cancelled() => return,
+                next = deliveries.next() => next,
+            };
+            let Some(delivery) = delivery else { break };
+            let delivery = match delivery {
+                Ok(delivery) => delivery,
+                Err(err) => {
+                    warn!(error = %err, "a demand message could not be read");
+                    continue;
+                }
+            };
+            let outcome = match delivery.body.clone() {
+                JobEvent::Queued(job) => engine.on_queued(job).await,
+                JobEvent::Status(change) => engine.on_status(change).await,
+            };
+            let acked = match outcome {
+                Ok(()) => delivery.ack().await,
+                Err(err) => {
+                    warn!(error = %err, "demand not recorded; redelivering");
+                    engine.metrics.error(err.metric_label());
+                    delivery.retry_after(RETRY_AFTER).await
+                }
+            };
+            if let Err(err) = acked {
+                warn!(error = %err, "ack failed; the message will be redelivered");
+            }
+        }
+    }
+}
+
+async fn answer_jit<B: BatchSystem, G: GitHubApi, P: Placer>(
+    engine: Arc<Engine<B, G, P>>,
+    contract: Contract,
+    mut requests: gha_proto::client::Requests<gha_proto::v1::JitConfigRequest>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let request = tokio::select! {
+            () = shutdown.cancelled() => return,
+            next = requests.next() => next,
+        };
+        let Some(request) = request else { return };
+        let request = match request {
+            Ok(request) => request,
+            Err(err) => {
+                warn!(error = %err, "an undecodable JIT config request");
+                continue;
+            }
+        };
+        let engine = engine.clone();
+        let contract = contract.clone();
+        tokio::spawn(async move {
+            let reply = jit::answer(&engine, request.body).await;
+            if let Some(to) = request.reply
+                && let Err(err) = contract.reply(to, &reply).await
+            {
+                warn!(error = %err, "could not send a JIT config reply");
+            }
+        });
+    }
+}
+
+/// `gha-scheduler run`: connects, builds the engine from `config`, serves
+/// the admin endpoint, and runs until `shutdown`.
+pub async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let client = config.nats.connect("gha-scheduler").await?;
+    let contract = Contract::new(client);
+    contract
+        .ensure_topology()
+        .await
+        .context("creating streams and buckets")?;
+    let kv = contract.job_states().await?;
+    let github = match config.github_auth {
+        GitHubAuth::Token(token) => GitHubClient::new(&config.github_api_url, token),
+        GitHubAuth::App {
+            app_id,
+            key_pem,
+            installation,
+        } => {
+            let app = AppCredentials::new(
+                &config.github_api_url,
+                app_id,
+                key_pem.expose_secret().as_bytes(),
+            )
+            .map_err(|err| anyhow::anyhow!("GitHub App key: {err}"))?;
+            GitHubClient::with_auth(
+                &config.github_api_url,
+                Auth::Installation {
+                    app: Arc::new(app),
+                    installation,
+                },
+            )
+        }
+    };
+    let metrics = Metrics::default();
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    let admission = Admission::new(config.policy.limits.clone());
+    let engine = Engine::new(
+        kv,
+        SlurmCli::new(config.slurm),
+        RestGitHub::new(Arc::new(github)),
+        config.policy,
+        config.settings,
+        admission,
+        metrics,
+    );
+    let mut admin_task = None;
+    if let Some(addr) = config.admin_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let health = Health::default();
+        health.ok("nats");
+        let shutdown = shutdown.clone();
+        admin_task = Some(tokio::spawn(admin::serve(
+            listener,
+            Arc::new(registry),
+            health,
+            shutdown,
+        )));
+    }
+    let outcome = serve(engine, contract, shutdown.clone()).await;
+    shutdown.cancel();
+    if let Some(task) = admin_task {
+        let _ = task.await;
+    }
+    outcome
+}
