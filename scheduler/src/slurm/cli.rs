@@ -58,61 +58,6 @@ impl Default for SlurmCliConfig {
     }
 }
 
-/// The flags a deployment sets for [`SlurmCli`]; flatten into a
-/// subcommand and call [`SlurmArgs::validate`].
-#[derive(Debug, Clone, clap::Args)]
-pub struct SlurmArgs {
-    /// `sbatch` to run (a path, or a name looked up on PATH).
-    #[arg(long, env = "GHA_SBATCH", default_value = "sbatch")]
-    pub sbatch: PathBuf,
-    /// `squeue` to run.
-    #[arg(long, env = "GHA_SQUEUE", default_value = "squeue")]
-    pub squeue: PathBuf,
-    /// `scancel` to run.
-    #[arg(long, env = "GHA_SCANCEL", default_value = "scancel")]
-    pub scancel: PathBuf,
-    /// `slurm.conf` for the commands (`SLURM_CONF`); unset: Slurm's default.
-    #[arg(long, env = "GHA_SLURM_CONF")]
-    pub slurm_conf: Option<PathBuf>,
-    /// Seconds one Slurm command may take before it is killed.
-    #[arg(long, env = "GHA_SLURM_TIMEOUT", default_value_t = 30)]
-    pub slurm_timeout: u64,
-    /// Only this user's jobs in `squeue` (normally the scheduler's own
-    /// user); unset: every user's, filtered by job name.
-    #[arg(long, env = "GHA_SLURM_USER")]
-    pub slurm_user: Option<String>,
-}
-
-impl SlurmArgs {
-    /// Checks the flags (no I/O beyond looking at the named file).
-    pub fn validate(self) -> Result<SlurmCliConfig, gha_runtime::ConfigError> {
-        if self.slurm_timeout == 0 {
-            return Err(gha_runtime::ConfigError(
-                "--slurm-timeout must be at least 1 second".into(),
-            ));
-        }
-        let mut env = Vec::new();
-        if let Some(conf) = self.slurm_conf {
-            if !conf.is_file() {
-                return Err(gha_runtime::ConfigError(format!(
-                    "--slurm-conf {}: no such file",
-                    conf.display()
-                )));
-            }
-            env.push(("SLURM_CONF".to_string(), conf.display().to_string()));
-        }
-        Ok(SlurmCliConfig {
-            sbatch: self.sbatch,
-            squeue: self.squeue,
-            scancel: self.scancel,
-            env,
-            timeout: Duration::from_secs(self.slurm_timeout),
-            user: self.slurm_user,
-            ..SlurmCliConfig::default()
-        })
-    }
-}
-
 /// The CLI adapter.
 #[derive(Debug, Clone)]
 pub struct SlurmCli {
@@ -315,54 +260,5 @@ impl BatchSystem for SlurmCli {
                 self.config.cancel_checks
             ),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::Parser;
-
-    use super::*;
-
-    #[derive(Debug, clap::Parser)]
-    struct Flags {
-        #[command(flatten)]
-        slurm: SlurmArgs,
-    }
-
-    fn parse(args: &[&str]) -> Result<SlurmCliConfig, gha_runtime::ConfigError> {
-        Flags::try_parse_from(std::iter::once("x").chain(args.iter().copied()))
-            .unwrap()
-            .slurm
-            .validate()
-    }
-
-    #[test]
-    fn flags_become_the_adapter_config() {
-        let config = parse(&[]).unwrap();
-        assert_eq!(config.sbatch, PathBuf::from("sbatch"));
-        assert!(config.env.is_empty());
-        assert_eq!(config.timeout, Duration::from_secs(30));
-        let conf = tempfile::NamedTempFile::new().unwrap();
-        let conf = conf.path().to_str().unwrap();
-        let config = parse(&[
-            "--sbatch=/opt/slurm/bin/sbatch",
-            "--slurm-conf",
-            conf,
-            "--slurm-timeout=5",
-            "--slurm-user=ci",
-        ])
-        .unwrap();
-        assert_eq!(config.sbatch, PathBuf::from("/opt/slurm/bin/sbatch"));
-        assert_eq!(config.env, [("SLURM_CONF".to_string(), conf.to_string())]);
-        assert_eq!(config.timeout, Duration::from_secs(5));
-        assert_eq!(config.user.as_deref(), Some("ci"));
-    }
-
-    #[test]
-    fn bad_flags_are_config_errors() {
-        assert!(parse(&["--slurm-timeout=0"]).is_err());
-        let err = parse(&["--slurm-conf=/nonexistent/slurm.conf"]).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/slurm.conf"), "{err}");
     }
 }
