@@ -136,7 +136,9 @@ impl Admission {
     }
 
     /// Admits the next waiting job that may start now, if any: it counts
-    /// as active from here on (until [`Admission::finish`]).
+    /// as active from here on (until [`Admission::finish`]). A job whose
+    /// submission then fails goes back with `finish` and `wait`: its
+    /// `queued_at` keeps its place within its repository.
     // Not an iterator: each call changes what the next one may admit.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Option<Candidate> {
@@ -222,6 +224,12 @@ impl Admission {
             .or_default() += 1;
         *self.active_by_org.entry(key(&candidate.owner)).or_default() += 1;
         self.active.insert(candidate.job_id, candidate);
+    }
+
+    /// Replaces the caps (a reloaded policy). Jobs already active stay
+    /// active even if they now exceed a cap; they only delay new ones.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     /// Jobs admitted and not finished.

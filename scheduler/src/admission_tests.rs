@@ -154,6 +154,41 @@ fn wait_and_finish_are_idempotent() {
 }
 
 #[test]
+fn lowered_caps_delay_new_jobs_and_keep_active_ones() {
+    let mut admission = Admission::new(limits());
+    for n in 0..3 {
+        admission.wait(job(n, "a/x", "cpu", n));
+    }
+    assert_eq!(drain(&mut admission), [0, 1, 2]);
+    admission.set_limits(Limits {
+        global: Some(2),
+        ..limits()
+    });
+    admission.wait(job(3, "a/x", "cpu", 3));
+    admission.finish(0);
+    assert_eq!(admission.next(), None, "still 2 active under a cap of 2");
+    admission.finish(1);
+    assert_eq!(drain(&mut admission), [3]);
+    assert_eq!(admission.active_count(), 2);
+}
+
+#[test]
+fn a_failed_submission_goes_back_in_its_place() {
+    let mut admission = Admission::new(Limits {
+        global: Some(1),
+        ..limits()
+    });
+    admission.wait(job(1, "a/x", "cpu", 10));
+    admission.wait(job(2, "a/x", "cpu", 20));
+    let first = admission.next().unwrap();
+    assert_eq!(first.job_id, 1);
+    // sbatch failed: back to waiting, still ahead of the younger job.
+    admission.finish(first.job_id);
+    admission.wait(first);
+    assert_eq!(admission.next().map(|c| c.job_id), Some(1));
+}
+
+#[test]
 fn nothing_waits_nothing_starts() {
     let mut admission = Admission::new(limits());
     assert_eq!(admission.next(), None);

@@ -114,6 +114,10 @@ fn explain_prints_the_pool_and_the_exact_sbatch_arguments() {
         "{text}"
     );
     assert!(text.contains("runtime options: --nv\n"), "{text}");
+    assert!(
+        text.contains("runner labels: gpu,gpu-2,slurm,time-4h\n"),
+        "{text}"
+    );
     let args: Vec<&str> = text
         .split_once("sbatch")
         .unwrap()

@@ -16,6 +16,7 @@ pub fn render(decision: &Decision) -> String {
     let _ = writeln!(out, "pool: {}", placement.pool);
     let _ = writeln!(out, "image: {}", placement.image);
     let _ = writeln!(out, "runtime: {}", placement.runtime);
+    let _ = writeln!(out, "runner labels: {}", decision.runner_labels.join(","));
     if !decision.runtime_options.is_empty() {
         let _ = writeln!(
             out,

@@ -51,7 +51,7 @@ impl Policy {
             file: file.clone(),
             line: 0,
             column: 0,
-            field: String::new(),
+            field: "(file)".into(),
             message: format!("cannot read: {err}"),
         })?;
         Policy::from_toml(&file, &text)
@@ -114,15 +114,16 @@ fn validate(file: PolicyFile) -> Result<Policy, Fault> {
         }
         pools.push(validate_pool(pool, default_runtime, &path)?);
     }
-    let limits = limits(&file.defaults, &pools, &defaults_path)?;
     let lower = |labels: &[String]| labels.iter().map(|l| l.to_ascii_lowercase()).collect();
-    let implicit_labels = match &file.defaults.implicit_labels {
+    let implicit_labels: BTreeSet<String> = match &file.defaults.implicit_labels {
         Some(labels) => lower(labels),
         None => DEFAULT_IMPLICIT_LABELS
             .iter()
             .map(|l| l.to_string())
             .collect(),
     };
+    check_reachable(&pools, &implicit_labels)?;
+    let limits = limits(&file.defaults, &pools, &defaults_path)?;
     let allowed = match (
         &file.defaults.allowed_orgs,
         &file.defaults.allowed_repositories,
@@ -133,6 +134,17 @@ fn validate(file: PolicyFile) -> Result<Policy, Fault> {
             repositories: lower(repos.as_deref().unwrap_or_default()),
         }),
     };
+    if let Some(orgs) = &file.defaults.allowed_orgs
+        && let Some((n, bad)) = orgs
+            .iter()
+            .enumerate()
+            .find(|(_, o)| o.is_empty() || o.contains('/'))
+    {
+        return Err((
+            defaults_path.key("allowed_orgs").index(n),
+            format!("{bad:?} is not an org name"),
+        ));
+    }
     if let Some(repos) = &file.defaults.allowed_repositories
         && let Some((n, bad)) = repos.iter().enumerate().find(|(_, r)| !is_repo(r))
     {
@@ -147,6 +159,25 @@ fn validate(file: PolicyFile) -> Result<Policy, Fault> {
         implicit_labels,
         allowed,
     })
+}
+
+/// A pool serving exactly the labels of an earlier one would never be
+/// chosen: almost certainly a mistake in the file.
+fn check_reachable(pools: &[Pool], implicit: &BTreeSet<String>) -> Result<(), Fault> {
+    let own =
+        |pool: &Pool| -> BTreeSet<String> { pool.labels.difference(implicit).cloned().collect() };
+    for (index, pool) in pools.iter().enumerate() {
+        if let Some(earlier) = pools[..index].iter().find(|p| own(p) == own(pool)) {
+            return Err((
+                root().key("pool").index(index).key("labels"),
+                format!(
+                    "pool {:?} serves the same labels as pool {:?} before it, so it would never be chosen",
+                    pool.name, earlier.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn is_repo(text: &str) -> bool {

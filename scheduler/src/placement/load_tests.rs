@@ -86,6 +86,16 @@ fn validation_errors_point_at_the_field_line() {
     let err = error(&text);
     assert_eq!(at(&err), (10, 1, "pool[0].runtime"));
 
+    let text = format!(
+        "{GOOD_POOL}{}",
+        GOOD_POOL
+            .replace("name = \"cpu\"", "name = \"cpu2\"")
+            .replace("[\"slurm\"]", "[\"Slurm\", \"self-hosted\"]")
+    );
+    let err = error(&text);
+    assert_eq!(at(&err), (13, 1, "pool[1].labels"));
+    assert!(err.message.contains("never be chosen"), "{err}");
+
     let text = format!("{GOOD_POOL}{}", GOOD_POOL.replace("slurm", "other"));
     let err = error(&text);
     assert_eq!(at(&err), (12, 1, "pool[1].name"));
@@ -101,6 +111,22 @@ fn sbatch_options_outside_the_allow_list_are_refused() {
     let text = format!("{GOOD_POOL}[pool.sbatch_extra]\nnice = \"high\"\n");
     let err = error(&text);
     assert_eq!(at(&err), (11, 1, "pool[0].sbatch_extra.nice"));
+}
+
+#[test]
+fn allow_lists_and_overrides_name_real_repositories() {
+    let err = error(&format!(
+        "[defaults]\nallowed_repositories = [\"a/b\", \"just-a-name\"]\n{GOOD_POOL}"
+    ));
+    assert_eq!(at(&err), (2, 32, "defaults.allowed_repositories[1]"));
+    let err = error(&format!(
+        "[defaults]\nallowed_orgs = [\"a/b\"]\n{GOOD_POOL}"
+    ));
+    assert_eq!(at(&err), (2, 17, "defaults.allowed_orgs[0]"));
+    let err = error(&format!(
+        "[defaults.repo_max_runners]\n\"nobody\" = 3\n{GOOD_POOL}"
+    ));
+    assert_eq!(at(&err), (2, 1, "defaults.repo_max_runners.nobody"));
 }
 
 #[test]

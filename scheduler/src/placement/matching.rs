@@ -4,7 +4,8 @@
 //! `gpu-1`, `time-2h`) and the policy's implicit labels (`self-hosted`,
 //! `linux`, `x64`) are set aside; the remaining labels must all be in a
 //! pool's label set. Among the pools that cover them, the one with the
-//! fewest extra labels wins, then the first in the file. Sizes never change
+//! fewest extra labels (implicit ones not counted) wins, then the first in
+//! the file. Sizes never change
 //! the pool: they adjust its request within its bounds, or the job is
 //! refused.
 
@@ -23,9 +24,16 @@ impl Policy {
             self.check_allowed(repository)?;
         }
         let mut sizes: BTreeMap<Resource, SizedLabel> = BTreeMap::new();
+        let mut sized_labels = BTreeSet::new();
         let mut plain = BTreeSet::new();
-        for label in labels {
+        let labels: Vec<&str> = labels
+            .iter()
+            .map(|l| l.trim())
+            .filter(|l| !l.is_empty())
+            .collect();
+        for label in labels.iter().copied() {
             if let Some(sized) = sized_label(label) {
+                sized_labels.insert(label.to_ascii_lowercase());
                 if let Some(seen) = sizes.get(&sized.resource)
                     && seen.amount != sized.amount
                 {
@@ -47,11 +55,27 @@ impl Policy {
             .pools
             .iter()
             .filter(|pool| plain.is_subset(&pool.labels))
-            .min_by_key(|pool| pool.labels.len() - plain.len())
+            .min_by_key(|pool| self.own_labels(pool).count() - plain.len())
             .ok_or_else(|| Refusal::NoPool {
                 labels: labels.join(", "),
             })?;
-        decide(pool, &sizes)
+        let mut decision = decide(pool, &sizes)?;
+        decision.runner_labels = self
+            .own_labels(pool)
+            .cloned()
+            .chain(sized_labels)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        Ok(decision)
+    }
+
+    /// The pool's labels other than the implicit ones: what makes it
+    /// specific.
+    fn own_labels<'p>(&'p self, pool: &'p Pool) -> impl Iterator<Item = &'p String> {
+        pool.labels
+            .iter()
+            .filter(|label| !self.implicit_labels.contains(*label))
     }
 
     fn check_allowed(&self, repository: &str) -> Result<(), Refusal> {
@@ -146,6 +170,7 @@ fn decide(pool: &Pool, sizes: &BTreeMap<Resource, SizedLabel>) -> Result<Decisio
         },
         sbatch_args: args,
         runtime_options: pool.runtime_options.clone(),
+        runner_labels: Vec::new(),
     })
 }
 

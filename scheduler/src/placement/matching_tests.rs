@@ -80,6 +80,7 @@ fn the_least_specific_covering_pool_wins_with_its_defaults() {
     assert_eq!(decision.placement.time_limit_minutes, 60);
     assert_eq!(decision.placement.runtime, "apptainer");
     assert_eq!(decision.placement.image, "/cvmfs/ci/ubuntu-24.04");
+    assert_eq!(decision.runner_labels, ["slurm"]);
 }
 
 #[test]
@@ -121,7 +122,13 @@ fn sized_labels_adjust_within_bounds_and_need_not_be_pool_labels() {
             "--time=90"
         ]
     );
-    let decision = place(&["slurm", "mem-512m", "time-6h"]).unwrap();
+    // The runner must carry the sized labels, or GitHub never gives it the job.
+    assert_eq!(
+        decision.runner_labels,
+        ["cpu-8", "mem-32g", "slurm", "time-90m"]
+    );
+    let decision = place(&[" slurm", "MEM-512m", "", "mem-512M", "time-6h"]).unwrap();
+    assert_eq!(decision.runner_labels, ["mem-512m", "slurm", "time-6h"]);
     assert_eq!(decision.placement.mem_mib, 512);
     assert_eq!(decision.placement.time_limit_minutes, 360);
 }
@@ -204,6 +211,21 @@ fn labels_no_pool_covers_are_refused() {
         place(&["slurm", "arm64"]),
         Err(Refusal::NoPool { .. })
     ));
+}
+
+#[test]
+fn implicit_labels_in_a_pool_do_not_make_it_more_specific() {
+    // "cpu" also lists implicit labels: "big" still has one own label more.
+    let text = POLICY.replacen(
+        "name = \"cpu\"\nlabels = [\"slurm\"]",
+        "name = \"cpu\"\nlabels = [\"slurm\", \"self-hosted\", \"linux\"]",
+        1,
+    );
+    let policy = Policy::from_toml("p.toml", &text).unwrap();
+    let labels = vec!["slurm".to_string()];
+    let decision = policy.place(&labels, None).unwrap();
+    assert_eq!(decision.placement.pool, "cpu");
+    assert_eq!(decision.runner_labels, ["slurm"]);
 }
 
 #[test]

@@ -126,7 +126,8 @@ pub struct PolicyError {
     pub file: String,
     pub line: usize,
     pub column: usize,
-    /// Dotted path of the field at fault, e.g. `pools[2].cpus.max`.
+    /// Dotted path of the field at fault, e.g. `pool[2].cpus.max` (pools
+    /// counted from 0, in file order).
     pub field: String,
     pub message: String,
 }
@@ -141,6 +142,11 @@ pub struct Decision {
     pub sbatch_args: Vec<String>,
     /// The pool's container runtime options, for the launcher.
     pub runtime_options: Vec<String>,
+    /// Labels to register the runner with, so that GitHub gives it this
+    /// job: the pool's labels and the job's sized labels (`cpu-8`),
+    /// lower-cased and sorted; not the implicit ones (`self-hosted`,
+    /// `linux`, `x64`), which GitHub adds itself.
+    pub runner_labels: Vec<String>,
 }
 
 /// Why no pool takes a job. Terminal for that job: recorded, counted, not

@@ -26,8 +26,9 @@ pub struct SlurmCliConfig {
     pub scancel: PathBuf,
     /// Variables every command gets (e.g. `SLURM_CONF`), on top of `PATH`.
     pub env: Vec<(String, String)>,
-    /// `PATH` for the commands (and for the job, which `--export` does not
-    /// give one): the scheduler's own by default.
+    /// `PATH` for the commands: the scheduler's own by default. Not
+    /// exported to the job, which gets the user's login environment instead
+    /// (a name list in `--export` implies `--get-user-env`).
     pub path: String,
     /// How long one command may take before it is killed and the outcome
     /// counted as unknown.

@@ -75,7 +75,8 @@ pub fn check(submission: &Submission) -> Result<(), BatchError> {
             .next()
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid || matches!(name.as_str(), "ALL" | "NONE" | "PATH" | "SLURM_CONF") {
+        // SLURM_CONF would point sbatch itself at another cluster.
+        if !valid || matches!(name.as_str(), "ALL" | "NONE" | "SLURM_CONF") {
             return Err(BatchError::Rejected(format!(
                 "{name:?} cannot be exported to the job"
             )));
@@ -191,7 +192,7 @@ mod tests {
                 "{name:?}"
             );
         }
-        for var in ["ALL", "1X", "A-B", "PATH", ""] {
+        for var in ["ALL", "NONE", "1X", "A-B", "SLURM_CONF", ""] {
             let mut bad = submission();
             bad.env = vec![(var.into(), "v".into())];
             assert!(check(&bad).is_err(), "{var:?}");
