@@ -57,6 +57,10 @@ pub struct RunArgs {
         default_value = "gha-runner-launcher run"
     )]
     pub launcher_command: String,
+    /// Where each job's output goes (sbatch `--output`; `%x` = job name,
+    /// `%j` = job id), e.g. `/shared/logs/gha/%x-%j.out`.
+    #[arg(long, env = "GHA_SCHEDULER_JOB_OUTPUT", default_value = "/dev/null")]
+    pub job_output: String,
     /// NATS URL the launcher inside the job uses; default: the first
     /// --nats-url.
     #[arg(long, env = "GHA_SCHEDULER_JOB_NATS_URL")]
@@ -184,6 +188,11 @@ impl RunArgs {
                 self.cluster
             )));
         }
+        if self.job_output.trim().is_empty() || self.job_output.contains(char::is_whitespace) {
+            return Err(ConfigError(
+                "--job-output: a path without whitespace".into(),
+            ));
+        }
         if self.launcher_command.trim().is_empty() || self.launcher_command.contains('\n') {
             return Err(ConfigError("--launcher-command: one non-empty line".into()));
         }
@@ -222,6 +231,7 @@ impl RunArgs {
             max_attempts: self.max_attempts,
             signal_grace_seconds: self.signal_grace,
             launcher_command: self.launcher_command,
+            job_output: self.job_output,
             job_env,
             runner_scope: self.runner_scope,
             runner_group_id: self.runner_group_id,

@@ -26,6 +26,8 @@ pub struct Settings {
     pub signal_grace_seconds: u32,
     /// The batch script's one command (the launcher).
     pub launcher_command: String,
+    /// Where the job's output goes (`--output`, `%j`/`%x` allowed).
+    pub job_output: String,
     /// Plain variables for every job (e.g. `GHA_NATS_URL`).
     pub job_env: Vec<(String, String)>,
     pub runner_scope: ScopeKind,
@@ -43,6 +45,7 @@ impl Default for Settings {
             max_attempts: 3,
             signal_grace_seconds: 60,
             launcher_command: "gha-runner-launcher run".into(),
+            job_output: "/dev/null".into(),
             job_env: Vec::new(),
             runner_scope: ScopeKind::Repo,
             runner_group_id: 1,

@@ -286,5 +286,6 @@ fn submission<B, G, P>(
         env,
         secret_env: vec![(CLAIM_ENV.to_owned(), claim)],
         script: format!("#!/bin/sh\nexec {}\n", settings.launcher_command),
+        output: settings.job_output.clone(),
     }
 }

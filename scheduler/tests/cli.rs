@@ -135,6 +135,7 @@ fn explain_prints_the_pool_and_the_exact_sbatch_arguments() {
             "--job-name=gha-<job id>-<attempt>",
             "--comment=<correlation id>",
             "--signal=B:TERM@<grace seconds>",
+            "--output=<--job-output>",
             "--partition=gpu",
             "--account=ci-gpu",
             "--qos=ci-gpu",

@@ -85,6 +85,7 @@ fn submission(name: &str, extra: &[&str], script: &str) -> Submission {
         env: Vec::new(),
         secret_env: Vec::new(),
         script: script.to_string(),
+        output: "/dev/null".into(),
     }
 }
 

@@ -30,6 +30,7 @@ pub fn render(decision: &Decision) -> String {
         "<correlation id>",
         "<grace seconds>",
     );
+    args.push("--output=<--job-output>".to_owned());
     args.extend(decision.sbatch_args.iter().cloned());
     out.push_str("sbatch");
     for arg in args {

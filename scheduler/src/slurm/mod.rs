@@ -37,6 +37,9 @@ pub struct Submission {
     pub secret_env: Vec<(String, SecretString)>,
     /// The batch script, fed to `sbatch` on stdin.
     pub script: String,
+    /// `--output` (Slurm's `%j`/`%x` patterns allowed); empty: Slurm's
+    /// default, `slurm-%j.out` in the submitter's working directory.
+    pub output: String,
 }
 
 /// Slurm's job states, as `squeue %T` prints them.

@@ -40,6 +40,9 @@ pub fn args(submission: &Submission) -> Vec<String> {
         &submission.comment,
         &submission.signal_grace_seconds.to_string(),
     );
+    if !submission.output.is_empty() {
+        args.push(format!("--output={}", submission.output));
+    }
     args.extend(submission.placement_args.iter().cloned());
     args
 }
@@ -151,6 +154,7 @@ mod tests {
             env: vec![("GHA_JOB_ID".into(), "42".into())],
             secret_env: vec![("GHA_CLAIM".into(), SecretString::from("s3cret"))],
             script: "#!/bin/sh\n".into(),
+            output: "/dev/null".into(),
         }
     }
 
@@ -166,6 +170,7 @@ mod tests {
                 "--job-name=gha-42-1",
                 "--comment=corr-42",
                 "--signal=B:TERM@30",
+                "--output=/dev/null",
                 "--partition=debug",
                 "--time=5"
             ]
