@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use gha_proto::v1::{JobPhase, JobState, JobStatus, JobStatusChange, QueuedJob};
+use gha_proto::v1::{
+    JobPhase, JobState, JobStatus, JobStatusChange, QueuedJob, RunnerEvent, RunnerEventKind,
+};
 use gha_proto::{ContractError, TypedKv};
 use tokio::sync::Notify;
 use tracing::{info, warn};
@@ -306,6 +308,48 @@ impl<B: BatchSystem, G: GitHubApi, P: Placer> Engine<B, G, P> {
             );
         } else if state.phase() == JobPhase::Submitted && !self.needed_elsewhere(&state) {
             crate::reconcile::withdraw(self, &state, "GitHub job left queued").await?;
+        }
+        Ok(())
+    }
+
+    /// What a launcher reports: its runner took a job (RUNNING), or ended
+    /// after one (DONE). Events of another attempt's Slurm job are ignored;
+    /// a runner that ended without work is left to reconciliation, which
+    /// sees its Slurm job end.
+    pub async fn on_runner_event(&self, event: RunnerEvent) -> Result<(), EngineError> {
+        let kind = event.kind();
+        let now = now_ms();
+        let updated = self
+            .modify(event.job_id, |state| {
+                if state.slurm_job_id != event.slurm_job_id || record::is_terminal(&state) {
+                    return Change::Keep;
+                }
+                match (kind, state.phase()) {
+                    (
+                        RunnerEventKind::JobStarted,
+                        JobPhase::Queued | JobPhase::Submitted | JobPhase::Launching,
+                    ) => Change::Write(record::running(state, now)),
+                    (
+                        RunnerEventKind::JobCompleted
+                        | RunnerEventKind::RunnerExited
+                        | RunnerEventKind::CleanedUp,
+                        JobPhase::Running,
+                    ) => {
+                        let reason = format!("runner finished: {}", event.result);
+                        Change::Write(record::done(state, &reason, now))
+                    }
+                    _ => Change::Keep,
+                }
+            })
+            .await?;
+        if let Some(state) = updated {
+            tracing::debug!(
+                job_id = event.job_id,
+                slurm_job_id = event.slurm_job_id,
+                event = kind.as_str_name(),
+                phase = state.phase().as_str_name(),
+                "runner event"
+            );
         }
         Ok(())
     }

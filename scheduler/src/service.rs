@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use gha_poller::github::{AppCredentials, Auth, GitHubClient};
-use gha_proto::{Contract, JobEvent};
+use gha_proto::v1::RunnerEvent;
+use gha_proto::{Contract, JobEvent, topology};
 use gha_runtime::admin::{self, Health};
 use prometheus_client::registry::Registry;
 use secrecy::ExposeSecret;
@@ -43,12 +44,47 @@ pub async fn serve<B: BatchSystem, G: GitHubApi, P: Placer>(
         Ok(pass) => info!(actions = pass.actions, "reconciled at start"),
         Err(err) => warn!(error = %err, "reconcile at start failed; the loop retries"),
     }
-    let consumer = contract.scheduler_jobs(BATCH).await?;
+    let demand = contract.scheduler_jobs(BATCH).await?;
+    let events = contract
+        .consumer::<RunnerEvent>(
+            topology::RUNNER_EVENTS_STREAM,
+            topology::scheduler_runner_events_consumer(),
+            BATCH,
+        )
+        .await?;
     let requests = contract.serve_jit_config().await?;
 
     let mut tasks = JoinSet::new();
+    let on_demand = engine.clone();
     tasks.spawn(
-        consume(engine.clone(), consumer, shutdown.clone()).instrument(info_span!("demand")),
+        consume(
+            demand,
+            engine.metrics.clone(),
+            shutdown.clone(),
+            move |event: JobEvent| {
+                let engine = on_demand.clone();
+                async move {
+                    match event {
+                        JobEvent::Queued(job) => engine.on_queued(job).await,
+                        JobEvent::Status(change) => engine.on_status(change).await,
+                    }
+                }
+            },
+        )
+        .instrument(info_span!("demand")),
+    );
+    let on_event = engine.clone();
+    tasks.spawn(
+        consume(
+            events,
+            engine.metrics.clone(),
+            shutdown.clone(),
+            move |event: RunnerEvent| {
+                let engine = on_event.clone();
+                async move { engine.on_runner_event(event).await }
+            },
+        )
+        .instrument(info_span!("runner_events")),
     );
     tasks.spawn(submit::drive(engine.clone(), shutdown.clone()).instrument(info_span!("submit")));
     tasks.spawn(
@@ -68,18 +104,25 @@ pub async fn serve<B: BatchSystem, G: GitHubApi, P: Placer>(
     Ok(())
 }
 
-async fn consume<B: BatchSystem, G: GitHubApi, P: Placer>(
-    engine: Arc<Engine<B, G, P>>,
-    consumer: gha_proto::TypedConsumer<JobEvent>,
+/// Feeds each message of `consumer` to `handle`; acks after it returns
+/// Ok (the state it implies is durable), asks for redelivery otherwise.
+async fn consume<T, F, Fut>(
+    consumer: gha_proto::TypedConsumer<T>,
+    metrics: Metrics,
     shutdown: CancellationToken,
-) {
+    handle: F,
+) where
+    T: gha_proto::consumer::Decode + Clone,
+    F: Fn(T) -> Fut,
+    Fut: Future<Output = Result<(), crate::engine::EngineError>>,
+{
     loop {
         let mut deliveries = tokio::select! {
             () = shutdown.cancelled() => return,
             deliveries = consumer.messages() => match deliveries {
                 Ok(deliveries) => deliveries,
                 Err(err) => {
-                    warn!(error = %err, "pulling demand failed; retrying");
+                    warn!(error = %err, "pulling messages failed; retrying");
                     tokio::time::sleep(RETRY_AFTER).await;
                     continue;
                 }
@@ -94,19 +137,15 @@ async fn consume<B: BatchSystem, G: GitHubApi, P: Placer>(
             let delivery = match delivery {
                 Ok(delivery) => delivery,
                 Err(err) => {
-                    warn!(error = %err, "a demand message could not be read");
+                    warn!(error = %err, "a message could not be read");
                     continue;
                 }
             };
-            let outcome = match delivery.body.clone() {
-                JobEvent::Queued(job) => engine.on_queued(job).await,
-                JobEvent::Status(change) => engine.on_status(change).await,
-            };
-            let acked = match outcome {
+            let acked = match handle(delivery.body.clone()).await {
                 Ok(()) => delivery.ack().await,
                 Err(err) => {
-                    warn!(error = %err, "demand not recorded; redelivering");
-                    engine.metrics.error(err.metric_label());
+                    warn!(error = %err, "message not recorded; redelivering");
+                    metrics.error(err.metric_label());
                     delivery.retry_after(RETRY_AFTER).await
                 }
             };

@@ -295,3 +295,53 @@ async fn under_a_cap_two_repositories_share_capacity_fairly() {
     }
     assert_eq!(order, [11, 3, 12, 4]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_that_took_work_is_done_when_its_slurm_job_ends_not_resubmitted() {
+    use gha_proto::v1::{RunnerEvent, RunnerEventKind};
+    let harness = Harness::start(Options {
+        launcher_mode: "hold",
+        ..Options::default()
+    })
+    .await;
+    harness.publish(&harness.job(1)).await;
+    let submitted = harness.wait_phase(1, JobPhase::Submitted).await;
+    harness.wait_report(submitted.slurm_job_id).await;
+    let event = |slurm_job_id, kind: RunnerEventKind, sequence| RunnerEvent {
+        slurm_job_id,
+        job_id: 1,
+        kind: kind as i32,
+        sequence,
+        ..RunnerEvent::default()
+    };
+    harness
+        .contract
+        .publish(&event(
+            submitted.slurm_job_id + 100_000,
+            RunnerEventKind::JobStarted,
+            1,
+        ))
+        .await
+        .unwrap();
+    // ... this one's does.
+    harness
+        .contract
+        .publish(&event(
+            submitted.slurm_job_id,
+            RunnerEventKind::JobStarted,
+            1,
+        ))
+        .await
+        .unwrap();
+    harness.wait_phase(1, JobPhase::Running).await;
+
+    harness
+        .slurm
+        .command("scancel")
+        .arg(submitted.slurm_job_id.to_string())
+        .status()
+        .unwrap();
+    let done = harness.wait_phase(1, JobPhase::Done).await;
+    assert_eq!(done.attempt, 1);
+    assert_eq!(harness.slurm_jobs_for(1).len(), 1);
+}
