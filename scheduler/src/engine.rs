@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::admission::{Admission, Candidate};
-use crate::github::GitHubApi;
+use crate::github::{GitHubApi, RunnerScope};
 use crate::metrics::Metrics;
 use crate::placement::{Decision, Refusal};
 use crate::record;
@@ -85,6 +85,11 @@ pub struct Engine<B, G, P> {
     pub(crate) minting: Mutex<HashSet<i64>>,
     /// Woken when admission may have room or new work.
     pub(crate) wake: Notify,
+    /// Every repository or org a runner of ours may be registered in: what
+    /// the offline-runner sweep lists.
+    pub(crate) scopes: Mutex<HashSet<RunnerScope>>,
+    /// Reconcile passes so far (the sweep runs every few).
+    pub(crate) passes: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) fn candidate(state: &JobState) -> Candidate {
@@ -141,6 +146,8 @@ impl<B: BatchSystem, G: GitHubApi, P: Placer> Engine<B, G, P> {
             submitting: Mutex::new(HashSet::new()),
             minting: Mutex::new(HashSet::new()),
             wake: Notify::new(),
+            scopes: Mutex::new(HashSet::new()),
+            passes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -169,6 +176,10 @@ impl<B: BatchSystem, G: GitHubApi, P: Placer> Engine<B, G, P> {
     /// written; returns whether the record is live.
     pub(crate) fn remember(&self, state: &JobState) -> bool {
         let job_id = record::job_id(state);
+        if state.job.is_some() {
+            let scope = crate::jit::scope(self.settings.runner_scope, state);
+            self.scopes.lock().expect("scopes lock").insert(scope);
+        }
         let mut admission = self.admission.lock().expect("admission lock");
         let mut live = self.live.lock().expect("live lock");
         if record::is_terminal(state) {

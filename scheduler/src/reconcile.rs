@@ -130,6 +130,7 @@ pub async fn withdraw<B: BatchSystem, G: GitHubApi, P: Placer>(
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Pass {
     pub slurm_queries: u32,
+    pub github_requests: u32,
     pub actions: u32,
 }
 
@@ -149,7 +150,7 @@ pub async fn pass<B: BatchSystem, G: GitHubApi, P: Placer>(
         .map_err(EngineError::Lookup)?;
     let mut report = Pass {
         slurm_queries: 1,
-        actions: 0,
+        ..Pass::default()
     };
     failpoint::hit(failpoint::DURING_RECONCILE);
     let ours: HashMap<String, SlurmJob> = jobs
@@ -172,7 +173,63 @@ pub async fn pass<B: BatchSystem, G: GitHubApi, P: Placer>(
         }
     }
     report.actions += cancel_strays(engine, &jobs, &records).await;
+    let pass_number = engine
+        .passes
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if pass_number % u64::from(engine.settings.runner_sweep_every.max(1)) == 0 {
+        let (requests, deleted) = sweep_runners(engine, &records).await;
+        report.github_requests += requests;
+        report.actions += deleted;
+    }
     Ok(report)
+}
+
+/// Deletes our runners that are offline and idle, in every scope seen,
+/// except those of live records (a runner just registered is offline until
+/// it connects). Returns (GitHub requests made, runners deleted).
+async fn sweep_runners<B: BatchSystem, G: GitHubApi, P: Placer>(
+    engine: &Engine<B, G, P>,
+    records: &[JobState],
+) -> (u32, u32) {
+    let prefix = format!("{}-", engine.settings.cluster);
+    let in_use: std::collections::HashSet<&str> = records
+        .iter()
+        .map(|state| state.runner_name.as_str())
+        .filter(|name| !name.is_empty())
+        .collect();
+    let scopes: Vec<_> = engine
+        .scopes
+        .lock()
+        .expect("scopes lock")
+        .iter()
+        .cloned()
+        .collect();
+    let (mut requests, mut deleted) = (0, 0);
+    for scope in scopes {
+        requests += 1;
+        let runners = match engine.github.list_runners(&scope, &prefix).await {
+            Ok(runners) => runners,
+            Err(err) => {
+                warn!(?scope, error = %err, "listing runners failed");
+                continue;
+            }
+        };
+        for runner in runners {
+            if runner.status != "offline" || runner.busy || in_use.contains(runner.name.as_str()) {
+                continue;
+            }
+            requests += 1;
+            match engine.github.delete_runner(&scope, runner.id).await {
+                Ok(()) => {
+                    deleted += 1;
+                    engine.metrics.reconcile_action("runner_deleted");
+                    info!(?scope, runner = %runner.name, runner_id = runner.id, reason = "offline and idle", "deleted a runner");
+                }
+                Err(err) => warn!(runner = %runner.name, error = %err, "deleting a runner failed"),
+            }
+        }
+    }
+    (requests, deleted)
 }
 
 async fn act<B: BatchSystem, G: GitHubApi, P: Placer>(

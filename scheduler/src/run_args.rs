@@ -93,6 +93,10 @@ pub struct RunArgs {
     /// Seconds between reconcile passes.
     #[arg(long, env = "GHA_SCHEDULER_RECONCILE_INTERVAL", default_value = "15")]
     pub reconcile_interval: f64,
+    /// Every how many reconcile passes offline, idle runners of ours are
+    /// looked for and deleted (one GitHub request per repository or org).
+    #[arg(long, env = "GHA_SCHEDULER_RUNNER_SWEEP_EVERY", default_value_t = 20)]
+    pub runner_sweep_every: u32,
     #[arg(long, env = "GHA_SCHEDULER_SBATCH", default_value = "sbatch")]
     pub sbatch: PathBuf,
     #[arg(long, env = "GHA_SCHEDULER_SQUEUE", default_value = "squeue")]
@@ -237,6 +241,7 @@ impl RunArgs {
             runner_group_id: self.runner_group_id,
             submit_concurrency: self.submit_concurrency,
             reconcile_interval: Duration::from_secs_f64(self.reconcile_interval),
+            runner_sweep_every: self.runner_sweep_every.max(1),
         };
         let mut slurm = SlurmCliConfig {
             sbatch: self.sbatch,

@@ -35,6 +35,9 @@ pub struct Settings {
     /// `sbatch` calls in flight at once.
     pub submit_concurrency: usize,
     pub reconcile_interval: Duration,
+    /// Every how many reconcile passes the runners of every repository
+    /// (or org) seen are listed and our offline, idle ones deleted.
+    pub runner_sweep_every: u32,
 }
 
 impl Default for Settings {
@@ -51,6 +54,7 @@ impl Default for Settings {
             runner_group_id: 1,
             submit_concurrency: 16,
             reconcile_interval: Duration::from_secs(15),
+            runner_sweep_every: 20,
         }
     }
 }

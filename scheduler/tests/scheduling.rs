@@ -345,3 +345,49 @@ async fn a_runner_that_took_work_is_done_when_its_slurm_job_ends_not_resubmitted
     assert_eq!(done.attempt, 1);
     assert_eq!(harness.slurm_jobs_for(1).len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_idle_runners_of_ours_are_deleted_and_others_left_alone() {
+    let harness = Harness::start(Options {
+        policy: pending_policy(),
+        runner_sweep_every: 1,
+        ..Options::default()
+    })
+    .await;
+    let client = gha_poller::github::GitHubClient::new(
+        &harness.emulator.url(),
+        secrecy::SecretString::from(harness.emulator.token().to_owned()),
+    );
+    let ours = format!("{}-999999", harness.prefix);
+    for name in [ours.as_str(), "someone-else-1"] {
+        let _: serde_json::Value = client
+            .post(
+                &format!(
+                    "/repos/{}/actions/runners/generate-jitconfig",
+                    support::REPO
+                ),
+                &serde_json::json!({"name": name, "runner_group_id": 1, "labels": ["slurm"]}),
+            )
+            .await
+            .unwrap();
+    }
+    // A job makes the repository a scope the sweep looks at.
+    harness.publish(&harness.job(1)).await;
+    harness.wait_phase(1, JobPhase::Submitted).await;
+    gha_testkit::eventually(
+        "our offline runner deleted",
+        Duration::from_secs(30),
+        || async {
+            let names: Vec<String> = harness
+                .emulator
+                .runners()
+                .into_iter()
+                .map(|r| r.name)
+                .collect();
+            (!names.contains(&ours)).then_some(names)
+        },
+    )
+    .await
+    .map(|names| assert!(names.contains(&"someone-else-1".to_owned()), "{names:?}"))
+    .unwrap();
+}

@@ -56,6 +56,7 @@ pub struct Options {
     /// Run the engine in this process; `false`: the tests start the
     /// `gha-scheduler` binary themselves ([`Harness::spawn_binary`]).
     pub in_process: bool,
+    pub runner_sweep_every: u32,
 }
 
 impl Default for Options {
@@ -68,6 +69,7 @@ impl Default for Options {
             max_attempts: 3,
             submit_concurrency: 16,
             in_process: true,
+            runner_sweep_every: 20,
         }
     }
 }
@@ -235,6 +237,7 @@ impl Harness {
             ],
             submit_concurrency: self.options.submit_concurrency,
             reconcile_interval: self.options.reconcile_interval,
+            runner_sweep_every: self.options.runner_sweep_every,
             ..Settings::default()
         }
     }
