@@ -176,7 +176,7 @@ pub async fn pass<B: BatchSystem, G: GitHubApi, P: Placer>(
     let pass_number = engine
         .passes
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    if pass_number % u64::from(engine.settings.runner_sweep_every.max(1)) == 0 {
+    if pass_number.is_multiple_of(u64::from(engine.settings.runner_sweep_every.max(1))) {
         let (requests, deleted) = sweep_runners(engine, &records).await;
         report.github_requests += requests;
         report.actions += deleted;
