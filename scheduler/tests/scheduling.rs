@@ -391,3 +391,50 @@ async fn offline_idle_runners_of_ours_are_deleted_and_others_left_alone() {
     .map(|names| assert!(names.contains(&"someone-else-1".to_owned()), "{names:?}"))
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_no_pool_serves_is_recorded_with_its_reason_and_never_submitted() {
+    let harness = Harness::start(Options::default()).await;
+    let mut job = harness.job(1);
+    job.labels = vec!["self-hosted".into(), "windows".into()];
+    harness.publish(&job).await;
+    let state = harness.wait_phase(1, JobPhase::Unplaceable).await;
+    assert!(
+        state.reason.contains("no pool serves labels"),
+        "{}",
+        state.reason
+    );
+    let mut too_big = harness.job(2);
+    too_big.labels.push("cpu-64".into());
+    harness.publish(&too_big).await;
+    let state = harness.wait_phase(2, JobPhase::Unplaceable).await;
+    assert!(state.reason.contains("cpu-64"), "{}", state.reason);
+    assert_eq!(state.slurm_job_name, "");
+    assert!(harness.slurm_jobs().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_attempts_are_spent_the_job_fails_with_the_reason() {
+    let harness = Harness::start(Options {
+        launcher_mode: "hold",
+        max_attempts: 1,
+        ..Options::default()
+    })
+    .await;
+    harness.publish(&harness.job(1)).await;
+    let submitted = harness.wait_phase(1, JobPhase::Submitted).await;
+    harness.wait_report(submitted.slurm_job_id).await;
+    harness
+        .slurm
+        .command("scancel")
+        .arg(submitted.slurm_job_id.to_string())
+        .status()
+        .unwrap();
+    let failed = harness.wait_phase(1, JobPhase::Failed).await;
+    assert!(
+        failed.reason.contains("1 attempts spent"),
+        "{}",
+        failed.reason
+    );
+    assert_eq!(harness.slurm_jobs_for(1).len(), 1);
+}
