@@ -18,6 +18,7 @@ pub mod placement;
 pub mod reconcile;
 pub mod record;
 pub mod run_args;
+pub mod runners;
 pub mod service;
 pub mod settings;
 pub mod slurm;

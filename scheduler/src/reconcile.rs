@@ -14,7 +14,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::engine::{Change, Engine, EngineError, Placer, now_ms};
 use crate::github::GitHubApi;
 use crate::slurm::{BatchSystem, CancelOutcome, SlurmJob};
-use crate::{failpoint, jit, record};
+use crate::{failpoint, record};
 
 /// What one decision says to do with one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,59 +177,11 @@ pub async fn pass<B: BatchSystem, G: GitHubApi, P: Placer>(
         .passes
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if pass_number.is_multiple_of(u64::from(engine.settings.runner_sweep_every.max(1))) {
-        let (requests, deleted) = sweep_runners(engine, &records).await;
+        let (requests, deleted) = crate::runners::sweep(engine, &records).await;
         report.github_requests += requests;
         report.actions += deleted;
     }
     Ok(report)
-}
-
-/// Deletes our runners that are offline and idle, in every scope seen,
-/// except those of live records (a runner just registered is offline until
-/// it connects). Returns (GitHub requests made, runners deleted).
-async fn sweep_runners<B: BatchSystem, G: GitHubApi, P: Placer>(
-    engine: &Engine<B, G, P>,
-    records: &[JobState],
-) -> (u32, u32) {
-    let prefix = format!("{}-", engine.settings.cluster);
-    let in_use: std::collections::HashSet<&str> = records
-        .iter()
-        .map(|state| state.runner_name.as_str())
-        .filter(|name| !name.is_empty())
-        .collect();
-    let scopes: Vec<_> = engine
-        .scopes
-        .lock()
-        .expect("scopes lock")
-        .iter()
-        .cloned()
-        .collect();
-    let (mut requests, mut deleted) = (0, 0);
-    for scope in scopes {
-        requests += 1;
-        let runners = match engine.github.list_runners(&scope, &prefix).await {
-            Ok(runners) => runners,
-            Err(err) => {
-                warn!(?scope, error = %err, "listing runners failed");
-                continue;
-            }
-        };
-        for runner in runners {
-            if runner.status != "offline" || runner.busy || in_use.contains(runner.name.as_str()) {
-                continue;
-            }
-            requests += 1;
-            match engine.github.delete_runner(&scope, runner.id).await {
-                Ok(()) => {
-                    deleted += 1;
-                    engine.metrics.reconcile_action("runner_deleted");
-                    info!(?scope, runner = %runner.name, runner_id = runner.id, reason = "offline and idle", "deleted a runner");
-                }
-                Err(err) => warn!(runner = %runner.name, error = %err, "deleting a runner failed"),
-            }
-        }
-    }
-    (requests, deleted)
 }
 
 async fn act<B: BatchSystem, G: GitHubApi, P: Placer>(
@@ -289,31 +241,12 @@ async fn act<B: BatchSystem, G: GitHubApi, P: Placer>(
             engine.metrics.reconcile_action(kind);
             info!(job_id, %repo, slurm_job_id = state.slurm_job_id, reason = %reason, outcome = kind, "Slurm job ended");
             if state.runner_id != 0 {
-                remove_runner(engine, state).await;
+                crate::runners::remove_ended(engine, state).await;
             }
             engine.wake.notify_one();
         }
     }
     Ok(())
-}
-
-/// Deletes the runner an ended Slurm job registered, unless it is busy
-/// (GitHub removes ephemeral runners after their job itself).
-async fn remove_runner<B: BatchSystem, G: GitHubApi, P: Placer>(
-    engine: &Engine<B, G, P>,
-    state: &JobState,
-) {
-    let scope = jit::scope(engine.settings.runner_scope, state);
-    match engine.github.find_runner(&scope, &state.runner_name).await {
-        Ok(Some(runner)) if !runner.busy => {
-            if engine.github.delete_runner(&scope, runner.id).await.is_ok() {
-                engine.metrics.reconcile_action("runner_deleted");
-                info!(job_id = record::job_id(state), runner = %runner.name, "deleted the offline runner of an ended Slurm job");
-            }
-        }
-        Ok(_) => {}
-        Err(err) => warn!(runner = %state.runner_name, error = %err, "could not look up runner"),
-    }
 }
 
 /// Pending Slurm jobs of ours that no live record owns (a stale attempt,
