@@ -227,6 +227,10 @@ async fn act<B: BatchSystem, G: GitHubApi, P: Placer>(
                         Change::Keep
                     } else if resubmit {
                         Change::Write(record::died_early(current, &reason, max_attempts, now_ms()))
+                    } else if current.phase() == JobPhase::Submitted {
+                        // Its runner never registered: the demand left
+                        // before it was needed.
+                        Change::Write(record::withdrawn(current, &reason, now_ms()))
                     } else {
                         Change::Write(record::done(current, &reason, now_ms()))
                     }
@@ -236,6 +240,7 @@ async fn act<B: BatchSystem, G: GitHubApi, P: Placer>(
             let kind = match phase {
                 Some(JobPhase::Queued) => "resubmitted",
                 Some(JobPhase::Failed) => "failed",
+                Some(JobPhase::Withdrawn) => "withdrawn",
                 _ => "done",
             };
             engine.metrics.reconcile_action(kind);
