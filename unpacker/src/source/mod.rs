@@ -4,6 +4,8 @@
 //! A source hands out raw bytes only; digests are checked by the caller
 //! while it streams them (see `verify`), so no transport can skip the check.
 
+pub mod registry;
+
 use std::fmt;
 use std::io::Read;
 use std::path::PathBuf;
