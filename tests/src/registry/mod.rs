@@ -1,13 +1,15 @@
 //! A real image registry per test: Debian's `docker-registry`
 //! (distribution 2.8) on a free loopback port, its storage in a temporary
 //! directory, optionally behind token authentication ([`token`]); images
-//! are built as OCI layouts ([`layout`]) and pushed with `skopeo`.
+//! are built as OCI layouts ([`layout`]) and pushed with `skopeo`;
+//! [`fault_proxy`] puts network faults between a client and the registry.
 //!
 //! The registry picks its own port (`addr: 127.0.0.1:0`) and logs it, so
 //! parallel tests never race for one. Dropping the fixture kills the
 //! registry and removes its directory; if the test is failing (panicking),
 //! the directory is kept and the log's tail printed.
 
+pub mod fault_proxy;
 pub mod layout;
 pub mod token;
 
@@ -23,6 +25,7 @@ use tempfile::TempDir;
 use self::token::TokenServer;
 use crate::eventually::eventually_blocking;
 
+pub use fault_proxy::{FaultProxy, Faults};
 pub use layout::{BlobRef, BuiltImage, Layer, OciLayout};
 
 /// The registry binary of Debian's `docker-registry` package.
