@@ -17,9 +17,10 @@ use super::client::{Http, is_loopback_url, registry_message, strip_query};
 use super::credentials::FoundCredentials;
 use crate::source::SourceError;
 
-/// The lifetime a token endpoint implies when it does not say (the
-/// distribution token spec's default).
-const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// The lifetime a token endpoint implies when it does not say, and the
+/// least one it may give (the distribution token spec; docker's client
+/// raises shorter ones to it too).
+const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 
 /// How one registry (for one repository) is authenticated against.
 pub(super) struct Authenticator {
@@ -249,14 +250,21 @@ impl Authenticator {
                 what,
                 detail: "token response without token".into(),
             })?;
-        let lifetime = parsed
-            .expires_in
-            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
         Ok(Token {
             value: value.into(),
-            refresh_at: Instant::now() + lifetime - lifetime / 10,
+            refresh_at: Instant::now() + refresh_after(parsed.expires_in),
         })
     }
+}
+
+/// How long after issue a token is used: its lifetime (at least the
+/// minimum) less a tenth, so that no request goes out with a token about
+/// to expire.
+fn refresh_after(expires_in: Option<u64>) -> Duration {
+    let lifetime = expires_in
+        .map_or(MIN_TOKEN_LIFETIME, Duration::from_secs)
+        .max(MIN_TOKEN_LIFETIME);
+    lifetime - lifetime / 10
 }
 
 fn bearer_header(token: &SecretString) -> SecretString {
@@ -321,6 +329,17 @@ mod tests {
         assert_eq!(
             token_url(&with_query, "s"),
             "https://auth.example/token?x=1&scope=s"
+        );
+    }
+
+    #[test]
+    fn tokens_are_refreshed_before_they_expire() {
+        assert_eq!(refresh_after(Some(300)), Duration::from_secs(270));
+        assert_eq!(refresh_after(None), Duration::from_secs(54));
+        assert_eq!(
+            refresh_after(Some(5)),
+            Duration::from_secs(54),
+            "raised to the minimum"
         );
     }
 
