@@ -2,8 +2,9 @@
 //! layers into one root filesystem with exact OCI whiteout semantics, and
 //! publishes it on CVMFS or a shared directory, content-addressed.
 //!
-//! `unpack` works on local sources (`oci:`, `oci-archive:`,
-//! `docker-archive:`); `serve` is not implemented yet and says so (issue 6).
+//! `unpack` works on registries (`docker://`) and local sources (`oci:`,
+//! `oci-archive:`, `docker-archive:`); `serve` is not implemented yet and
+//! says so (issue 6).
 #![forbid(unsafe_code)]
 
 pub mod apptainer;

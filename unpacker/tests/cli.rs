@@ -68,7 +68,7 @@ fn unpack_writes_the_tree_and_summarises() {
 }
 
 #[test]
-fn docker_sources_say_which_module_provides_them() {
+fn an_unreachable_registry_fails_naming_the_image() {
     let output = run(
         BIN,
         &[
@@ -79,5 +79,11 @@ fn docker_sources_say_which_module_provides_them() {
         ],
     );
     assert_eq!(output.status.code(), Some(1), "{output:?}");
-    assert!(String::from_utf8_lossy(&output.stderr).contains("source::registry"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("docker://127.0.0.1:1/x:y"), "{stderr}");
+    assert!(
+        stderr.contains("attempts"),
+        "retried, then gave up: {stderr}"
+    );
+    assert!(!std::path::Path::new("/tmp/never-made").exists());
 }

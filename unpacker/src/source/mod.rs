@@ -4,8 +4,6 @@
 //! A source hands out raw bytes only; digests are checked by the caller
 //! while it streams them (see `verify`), so no transport can skip the check.
 
-pub mod registry;
-
 use std::fmt;
 use std::io::Read;
 use std::path::PathBuf;
@@ -15,11 +13,21 @@ use crate::image::{Descriptor, Digest};
 
 pub mod docker_archive;
 pub mod layout;
+pub mod registry;
 pub mod store;
 
 /// Opens the source `reference` names. Local transports are read in place;
-/// `docker://` comes from `source::registry`.
+/// `docker://` comes from `source::registry`, with the default registry
+/// options (auth files searched as docker and podman do).
 pub fn open_source(reference: &SourceRef) -> Result<Box<dyn ImageSource>, SourceError> {
+    open_source_with(reference, &registry::RegistryOptions::default())
+}
+
+/// [`open_source`] with `docker://` reached as `registry_options` say.
+pub fn open_source_with(
+    reference: &SourceRef,
+    registry_options: &registry::RegistryOptions,
+) -> Result<Box<dyn ImageSource>, SourceError> {
     match reference {
         SourceRef::OciLayout { dir, tag } => Ok(Box::new(layout::LayoutSource::open(
             store::DirStore::new(dir),
@@ -32,10 +40,16 @@ pub fn open_source(reference: &SourceRef) -> Result<Box<dyn ImageSource>, Source
             tag.as_deref(),
         )?)),
         SourceRef::DockerArchive { file } => docker_archive::open(file),
-        SourceRef::Docker { .. } => Err(SourceError::Transport {
-            what: reference.to_string(),
-            detail: "docker:// is provided by source::registry, not in this build".into(),
-        }),
+        SourceRef::Docker {
+            registry,
+            repository,
+            reference,
+        } => Ok(Box::new(registry::RegistrySource::new(
+            registry,
+            repository,
+            reference.clone(),
+            registry_options.clone(),
+        )?)),
     }
 }
 
