@@ -47,23 +47,32 @@ pub struct Registry {
 impl Registry {
     /// A registry that allows anonymous pulls and pushes.
     pub fn start() -> anyhow::Result<Self> {
-        Self::launch(None)
+        Self::launch(None, None)
+    }
+
+    /// [`Registry::start`] with the storage under `parent` (e.g. on tmpfs
+    /// for benchmarks) instead of the system's temporary directory.
+    pub fn start_in(parent: &Path) -> anyhow::Result<Self> {
+        Self::launch(None, Some(parent))
     }
 
     /// A registry that requires bearer tokens from a token server that
     /// knows one user, `username` with `password`.
     pub fn start_with_token_auth(username: &str, password: &str) -> anyhow::Result<Self> {
-        Self::launch(Some((username, password)))
+        Self::launch(Some((username, password)), None)
     }
 
-    fn launch(user: Option<(&str, &str)>) -> anyhow::Result<Self> {
+    fn launch(user: Option<(&str, &str)>, parent: Option<&Path>) -> anyhow::Result<Self> {
         if !Path::new(BINARY).is_file() {
             bail!("{BINARY} not found: run deploy/local/install-deps");
         }
-        let dir = tempfile::Builder::new()
-            .prefix("gha-registry-")
-            .tempdir()
-            .context("creating the registry's directory")?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("gha-registry-");
+        let dir = match parent {
+            Some(parent) => builder.tempdir_in(parent),
+            None => builder.tempdir(),
+        }
+        .context("creating the registry's directory")?;
         let mut auth_section = String::new();
         let mut token = None;
         let mut auth_file = None;

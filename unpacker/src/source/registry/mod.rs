@@ -156,6 +156,7 @@ impl RegistrySource {
                 }
                 Err(error) if self.client.http().retry().allows_another(attempt) => {
                     tracing::warn!(what, %error, "manifest read broke off; trying again");
+                    std::thread::sleep(self.client.http().retry().backoff(attempt));
                     continue;
                 }
                 Err(error) => {
