@@ -10,6 +10,7 @@ use gha_runtime::telemetry::TelemetryArgs;
 
 use crate::image::Platform;
 use crate::source::SourceRef;
+use crate::source::registry::{RegistryArgs, RegistryOptions};
 
 /// Unpack container images into root filesystems on CVMFS or a shared
 /// directory.
@@ -43,6 +44,8 @@ pub enum Command {
         /// others, `.singularity.d` from the image config, mount points.
         #[arg(long)]
         apptainer: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
     /// Serve unpack requests over HTTP and NATS.
     Serve {
@@ -64,6 +67,7 @@ pub enum Config {
         dest: PathBuf,
         platform: Platform,
         apptainer: bool,
+        registry: RegistryOptions,
     },
     Serve {
         listen: SocketAddr,
@@ -84,6 +88,7 @@ impl Cli {
                 dest,
                 platform,
                 apptainer,
+                registry,
             } => {
                 if !TRANSPORTS.iter().any(|prefix| source.starts_with(prefix)) {
                     return Err(ConfigError(format!(
@@ -103,6 +108,7 @@ impl Cli {
                     dest,
                     platform,
                     apptainer,
+                    registry: registry.options(),
                 }
             }
             Command::Serve {

@@ -32,13 +32,17 @@ pub async fn run(config: Config, _shutdown: CancellationToken) -> anyhow::Result
             dest,
             platform,
             apptainer,
+            registry,
         } => {
             let options = unpack::UnpackOptions {
                 platform,
                 apptainer,
                 ..Default::default()
             };
-            tokio::task::spawn_blocking(move || oneshot::unpack(&source, &dest, &options)).await?
+            tokio::task::spawn_blocking(move || {
+                oneshot::unpack(&source, &dest, &options, &registry)
+            })
+            .await?
         }
         Config::Serve { .. } => Err(Unimplemented {
             command: "gha-unpacker serve",

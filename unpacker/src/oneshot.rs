@@ -9,18 +9,25 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::source::{SourceRef, open_source};
+use crate::source::registry::RegistryOptions;
+use crate::source::{SourceRef, open_source_with};
 use crate::unpack::{UnpackOptions, resolve, unpack_to_dir};
 
-/// Unpacks `source` into `dest` (which must not exist).
-pub fn unpack(source: &SourceRef, dest: &Path, options: &UnpackOptions) -> anyhow::Result<()> {
+/// Unpacks `source` into `dest` (which must not exist); `docker://` images
+/// are reached as `registry` says.
+pub fn unpack(
+    source: &SourceRef,
+    dest: &Path,
+    options: &UnpackOptions,
+    registry: &RegistryOptions,
+) -> anyhow::Result<()> {
     if dest.symlink_metadata().is_ok() {
         anyhow::bail!(
             "--dest {}: already exists; give a path that does not exist yet",
             dest.display()
         );
     }
-    let opened = open_source(source).with_context(|| format!("opening {source}"))?;
+    let opened = open_source_with(source, registry).with_context(|| format!("opening {source}"))?;
     let image = resolve(opened.as_ref(), options).with_context(|| format!("resolving {source}"))?;
     let total: u64 = image.manifest.layers.iter().map(|l| l.size).sum();
     let progress = std::io::stderr()

@@ -135,35 +135,49 @@ fn a_digest_reference_that_the_registry_answers_differently_is_refused() {
 }
 
 #[test]
-fn the_command_line_pulls_with_token_auth_from_the_auth_file_env() {
+fn the_command_line_pulls_with_token_auth_from_the_auth_file_env_or_flag() {
     let registry = Registry::start_with_token_auth("ci-bot", "s3cret-pass").unwrap();
     let scratch = tempfile::tempdir().unwrap();
     push_single(&registry, scratch.path());
-    let dest = scratch.path().join("rootfs");
     let reference = format!("docker://{}/{REPO}:v1", registry.host());
-    let unpack = |auth_file: &Path| {
+    let missing = scratch.path().join("no-such-auth.json");
+    let unpack = |dest: &Path, env_auth_file: &Path, flags: &[&str]| {
         Command::new(BIN)
             .args(["unpack", &reference, "--platform", "linux/amd64", "--dest"])
-            .arg(&dest)
-            .env("REGISTRY_AUTH_FILE", auth_file)
+            .arg(dest)
+            .args(flags)
+            .env("REGISTRY_AUTH_FILE", env_auth_file)
             .env("HOME", scratch.path())
             .env_remove("DOCKER_CONFIG")
             .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("GHA_UNPACKER_REGISTRY_AUTH_FILE")
             .output()
             .unwrap()
     };
+    let good = registry.auth_file().unwrap();
 
-    let refused = unpack(&scratch.path().join("no-such-auth.json"));
+    let dest = scratch.path().join("refused");
+    let refused = unpack(&dest, &missing, &[]);
     assert_eq!(refused.status.code(), Some(1), "{refused:?}");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("refused anonymous access"), "{stderr}");
     assert!(!dest.exists());
 
-    let output = unpack(registry.auth_file().unwrap());
+    let dest = scratch.path().join("from-env");
+    let output = unpack(&dest, good, &[]);
     assert!(output.status.success(), "{output:?}");
     assert_eq!(
         std::fs::read_to_string(dest.join("etc/motd")).unwrap(),
         "hello\n"
     );
+    assert_eq!(std::fs::read_to_string(dest.join("arch")).unwrap(), "amd64");
+
+    let dest = scratch.path().join("from-flag");
+    let output = unpack(
+        &dest,
+        &missing,
+        &["--registry-auth-file", good.to_str().unwrap()],
+    );
+    assert!(output.status.success(), "{output:?}");
     assert_eq!(std::fs::read_to_string(dest.join("arch")).unwrap(), "amd64");
 }

@@ -4,9 +4,11 @@
 //! media types, index and image), blobs from `GET /v2/<repo>/blobs/<digest>`.
 //! The parts: [`challenge`] and `auth` (anonymous, basic, bearer tokens),
 //! [`credentials`] (docker `config.json`), `client` (retries, redirects,
-//! status mapping), `blob` (resumed downloads), [`retry`] (backoff).
+//! status mapping), `blob` (resumed downloads), [`retry`] (backoff),
+//! [`args`] (the command-line flags).
 //! Digests are checked by the caller, as for every source.
 
+pub mod args;
 mod auth;
 mod blob;
 pub mod challenge;
@@ -19,6 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use args::RegistryArgs;
 pub use credentials::Credentials;
 pub use retry::RetryPolicy;
 
@@ -41,9 +44,10 @@ const MANIFEST_LIMIT: u64 = 4 << 20;
 /// How to reach and authenticate against a registry.
 #[derive(Debug, Clone)]
 pub struct RegistryOptions {
-    /// Plain http even for a registry that is not on loopback (loopback
-    /// and `localhost` always use http).
-    pub insecure: bool,
+    /// Registries (`host[:port]`, as in the image reference) reached over
+    /// plain http although they are not on loopback (loopback and
+    /// `localhost` always are), like docker's `insecure-registries`.
+    pub insecure_registries: Vec<String>,
     /// The auth file to read credentials from, instead of the usual search
     /// (`$REGISTRY_AUTH_FILE`, `$DOCKER_CONFIG/config.json`,
     /// `~/.docker/config.json`, `$XDG_RUNTIME_DIR/containers/auth.json`).
@@ -61,7 +65,7 @@ pub struct RegistryOptions {
 impl Default for RegistryOptions {
     fn default() -> Self {
         Self {
-            insecure: false,
+            insecure_registries: Vec::new(),
             auth_file: None,
             credentials: None,
             retry: RetryPolicy::default(),
@@ -90,15 +94,13 @@ impl RegistrySource {
         options: RegistryOptions,
     ) -> Result<Self, SourceError> {
         let (credentials, searched) = find_credentials(registry, &options)?;
-        let auth = Authenticator::new(
-            registry,
-            repository,
-            credentials,
-            searched,
-            options.insecure,
-        );
+        let insecure = options
+            .insecure_registries
+            .iter()
+            .any(|insecure| insecure.eq_ignore_ascii_case(registry));
+        let auth = Authenticator::new(registry, repository, credentials, searched, insecure);
         let http = Http::new(options.retry, options.connect_timeout, options.read_timeout);
-        let client = Client::new(http, client::origin(registry, options.insecure), auth);
+        let client = Client::new(http, client::origin(registry, insecure), auth);
         let name = match &reference {
             RegistryReference::Tag(tag) => format!("docker://{registry}/{repository}:{tag}"),
             RegistryReference::Digest(digest) => {
