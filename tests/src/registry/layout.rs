@@ -150,7 +150,7 @@ impl OciLayout {
         })
     }
 
-    /// An index of `images` (linux/<architecture> each), with an
+    /// An index of `images` (`linux/<architecture>` each), with an
     /// attestation manifest for the first one as buildx writes it
     /// (platform `unknown/unknown`), which pullers must skip.
     pub fn add_index(&self, images: &[BuiltImage]) -> anyhow::Result<BlobRef> {
