@@ -168,18 +168,12 @@ impl RegistrySource {
                     });
                 }
             };
-            let media_type = content_type
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
-            if media_type.starts_with("application/vnd.docker.distribution.manifest.v1") {
+            let Some(media_type) = manifest_media_type(&content_type) else {
                 return Err(SourceError::Malformed {
                     what,
                     detail: "a Docker schema 1 manifest: not supported (push the image again with a current client)".into(),
                 });
-            }
+            };
             let digest = match (expected, claimed.and_then(|text| text.parse().ok())) {
                 (Some(expected), _) => expected.clone(),
                 (None, Some(claimed)) => claimed,
@@ -228,6 +222,27 @@ impl ImageSource for RegistrySource {
     }
 }
 
+/// The media type to report for a manifest answered with `content_type`:
+/// one of the four asked for, or empty (then the JSON's own `mediaType`
+/// decides: some registries and mirrors say `application/json`);
+/// `None` for Docker schema 1, which is not supported.
+fn manifest_media_type(content_type: &str) -> Option<String> {
+    const KNOWN: [&str; 4] = [
+        media_type::OCI_INDEX,
+        media_type::OCI_MANIFEST,
+        media_type::DOCKER_MANIFEST_LIST,
+        media_type::DOCKER_MANIFEST,
+    ];
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if essence.starts_with("application/vnd.docker.distribution.manifest.v1") {
+        return None;
+    }
+    let known = KNOWN
+        .iter()
+        .find(|known| known.eq_ignore_ascii_case(essence));
+    Some(known.map_or_else(String::new, |known| (*known).to_owned()))
+}
+
 /// The credentials to use and the files searched for them.
 fn find_credentials(
     registry: &str,
@@ -257,4 +272,30 @@ fn find_credentials(
         detail: error.reason,
     })?;
     Ok((found, files))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_media_types_are_trusted_only_when_known() {
+        assert_eq!(
+            manifest_media_type("application/vnd.oci.image.index.v1+json").as_deref(),
+            Some(media_type::OCI_INDEX)
+        );
+        assert_eq!(
+            manifest_media_type(
+                "application/vnd.docker.distribution.manifest.v2+json; charset=utf-8"
+            )
+            .as_deref(),
+            Some(media_type::DOCKER_MANIFEST)
+        );
+        assert_eq!(manifest_media_type("application/json").as_deref(), Some(""));
+        assert_eq!(manifest_media_type("").as_deref(), Some(""));
+        assert_eq!(
+            manifest_media_type("application/vnd.docker.distribution.manifest.v1+prettyjws"),
+            None
+        );
+    }
 }
