@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::Command;
 
 use gha_testkit::registry::{OciLayout, Registry};
-use gha_unpacker::image::Platform;
-use gha_unpacker::source::RegistryReference;
+use gha_unpacker::image::{Platform, media_type};
+use gha_unpacker::source::{ImageSource, RegistryReference};
 use gha_unpacker::unpack::{UnpackError, UnpackOptions, resolve, unpack_to_dir};
 use registry_support::{REPO, no_auth_files, push_single, source, tag, two_layer_image};
 
@@ -180,4 +180,39 @@ fn the_command_line_pulls_with_token_auth_from_the_auth_file_env_or_flag() {
     );
     assert!(output.status.success(), "{output:?}");
     assert_eq!(std::fs::read_to_string(dest.join("arch")).unwrap(), "amd64");
+}
+
+#[test]
+fn docker_v2_manifests_and_manifest_lists_are_pulled_too() {
+    let registry = Registry::start().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let mut layout = OciLayout::create(&scratch.path().join("layout")).unwrap();
+    let amd64 = two_layer_image(&layout, "amd64");
+    let arm64 = two_layer_image(&layout, "arm64");
+    let index = layout.add_plain_index(&[amd64, arm64]).unwrap();
+    layout.tag("multi", &index).unwrap();
+    registry
+        .push_with(
+            layout.dir(),
+            "multi",
+            REPO,
+            "docker",
+            &["--all", "--format", "v2s2"],
+        )
+        .unwrap();
+
+    let source = source(&registry, tag("docker"), no_auth_files(scratch.path()));
+    assert_eq!(
+        source.root().unwrap().media_type,
+        media_type::DOCKER_MANIFEST_LIST
+    );
+    let options = options_for("arm64");
+    let resolved = resolve(&source, &options).unwrap();
+    assert_eq!(
+        resolved.manifest.media_type.as_deref(),
+        Some(media_type::DOCKER_MANIFEST)
+    );
+    let dest = scratch.path().join("rootfs");
+    unpack_to_dir(&source, &resolved, &dest, &options).unwrap();
+    assert_eq!(std::fs::read_to_string(dest.join("arch")).unwrap(), "arm64");
 }

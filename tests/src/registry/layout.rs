@@ -154,6 +154,20 @@ impl OciLayout {
     /// attestation manifest for the first one as buildx writes it
     /// (platform `unknown/unknown`), which pullers must skip.
     pub fn add_index(&self, images: &[BuiltImage]) -> anyhow::Result<BlobRef> {
+        self.write_index_blob(images, true)
+    }
+
+    /// An index of `images` without an attestation manifest: what can be
+    /// converted to a Docker manifest list (`skopeo --format v2s2`).
+    pub fn add_plain_index(&self, images: &[BuiltImage]) -> anyhow::Result<BlobRef> {
+        self.write_index_blob(images, false)
+    }
+
+    fn write_index_blob(
+        &self,
+        images: &[BuiltImage],
+        attestation: bool,
+    ) -> anyhow::Result<BlobRef> {
         let mut manifests: Vec<Value> = images
             .iter()
             .map(|image| {
@@ -162,7 +176,7 @@ impl OciLayout {
                 descriptor
             })
             .collect();
-        if let Some(first) = images.first() {
+        if let Some(first) = images.first().filter(|_| attestation) {
             let statement = self.add_blob("application/vnd.in-toto+json", b"{}")?;
             let empty_config = self.add_blob(OCI_CONFIG, b"{}")?;
             let attestation = json!({

@@ -175,11 +175,23 @@ impl Registry {
         dest_tag: &str,
         all: bool,
     ) -> anyhow::Result<()> {
+        let extra: &[&str] = if all { &["--all"] } else { &[] };
+        self.push_with(layout, tag, repository, dest_tag, extra)
+    }
+
+    /// [`Registry::push`] with more `skopeo copy` flags, e.g.
+    /// `--format v2s2` to store Docker v2 manifests instead of OCI ones.
+    pub fn push_with(
+        &self,
+        layout: &Path,
+        tag: &str,
+        repository: &str,
+        dest_tag: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<()> {
         let mut command = Command::new("skopeo");
         command.args(["copy", "--quiet", "--dest-tls-verify=false"]);
-        if all {
-            command.arg("--all");
-        }
+        command.args(extra);
         if let Some(auth_file) = &self.auth_file {
             command.arg("--dest-authfile").arg(auth_file);
         }
