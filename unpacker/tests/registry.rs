@@ -191,3 +191,33 @@ fn works_on_tokio_runtime_threads_and_blocking_threads() {
     assert_eq!(digests.0.to_string(), image.manifest.digest);
     assert_eq!(digests.1.to_string(), image.manifest.digest);
 }
+
+#[test]
+fn public_images_behind_token_auth_pull_with_an_anonymous_token() {
+    // Docker Hub's and GHCR's flow for public images: the registry still
+    // challenges, and the token service grants pull without credentials.
+    let registry = Registry::start_with_token_auth("ci-bot", "s3cret-pass").unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let mut layout = OciLayout::create(&scratch.path().join("layout")).unwrap();
+    let image = two_layer_image(&layout, "amd64");
+    layout.tag("v1", &image.manifest).unwrap();
+    registry
+        .push(layout.dir(), "v1", "public/app", "v1", false)
+        .unwrap();
+    let before = registry.tokens_issued();
+
+    let source = RegistrySource::new(
+        &registry.host(),
+        "public/app",
+        tag("v1"),
+        no_auth_files(scratch.path()),
+    )
+    .unwrap();
+    assert_eq!(
+        source.root().unwrap().digest.to_string(),
+        image.manifest.digest
+    );
+    let layer = read_blob(&source, &image.layers[0]);
+    assert_eq!(Digest::of(&layer).to_string(), image.layers[0].digest);
+    assert_eq!(registry.tokens_issued() - before, 1);
+}

@@ -3,9 +3,10 @@
 //! (with `openssl`), whose self-signed certificate the registry trusts via
 //! `rootcertbundle`; the certificate travels in the JWT's `x5c` header.
 //!
-//! Good credentials get every action asked for; no credentials get a token
-//! without access (the registry then refuses, as Docker Hub does for a
-//! private image); wrong credentials get 401.
+//! Good credentials get every action asked for. No credentials get `pull`
+//! on repositories under [`PUBLIC_PREFIX`] (public images, as on Docker Hub
+//! and GHCR) and nothing else (the registry then refuses, as Docker Hub
+//! does for a private image). Wrong credentials get 401.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 pub const SERVICE: &str = "gha-test-registry";
 /// The `issuer` the registry accepts.
 pub const ISSUER: &str = "gha-test-token-issuer";
+/// Repositories whose name starts with this are pullable anonymously.
+pub const PUBLIC_PREFIX: &str = "public/";
 /// How long an issued token is valid.
 const TOKEN_LIFETIME_SECS: u64 = 300;
 
@@ -180,14 +183,22 @@ async fn issue(
                 .into_response();
         }
     };
-    let access: Vec<_> = if authorised {
-        scopes(query.as_deref().unwrap_or_default())
-            .into_iter()
-            .map(|(kind, name, actions)| json!({"type": kind, "name": name, "actions": actions}))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let access: Vec<_> = scopes(query.as_deref().unwrap_or_default())
+        .into_iter()
+        .filter_map(|(kind, name, actions)| {
+            let actions: Vec<String> = if authorised {
+                actions
+            } else if kind == "repository" && name.starts_with(PUBLIC_PREFIX) {
+                actions
+                    .into_iter()
+                    .filter(|action| action == "pull")
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (!actions.is_empty()).then(|| json!({"type": kind, "name": name, "actions": actions}))
+        })
+        .collect();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs())
