@@ -5,7 +5,7 @@
 
 mod registry_support;
 
-use gha_testkit::registry::{OciLayout, Registry, write_auth_file};
+use gha_testkit::registry::{BASIC_USER, OciLayout, Registry, write_auth_file};
 use gha_unpacker::image::{Digest, Index, Manifest, media_type};
 use gha_unpacker::source::registry::{RegistryOptions, RegistrySource};
 use gha_unpacker::source::{ImageSource, RegistryReference, SourceError};
@@ -220,4 +220,42 @@ fn public_images_behind_token_auth_pull_with_an_anonymous_token() {
     let layer = read_blob(&source, &image.layers[0]);
     assert_eq!(Digest::of(&layer).to_string(), image.layers[0].digest);
     assert_eq!(registry.tokens_issued() - before, 1);
+}
+
+#[test]
+fn basic_auth_registries_get_the_credentials_and_refuse_wrong_ones() {
+    let registry = Registry::start_with_basic_auth().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let image = push_single(&registry, scratch.path());
+
+    let options = RegistryOptions {
+        auth_file: Some(registry.auth_file().unwrap().to_owned()),
+        ..RegistryOptions::default()
+    };
+    let good = source(&registry, tag("v1"), options);
+    assert_eq!(
+        good.root().unwrap().digest.to_string(),
+        image.manifest.digest
+    );
+    let layer = read_blob(&good, &image.layers[1]);
+    assert_eq!(Digest::of(&layer).to_string(), image.layers[1].digest);
+
+    let wrong = scratch.path().join("wrong.json");
+    write_auth_file(&wrong, &registry.host(), BASIC_USER, "not-it").unwrap();
+    let options = RegistryOptions {
+        auth_file: Some(wrong),
+        ..RegistryOptions::default()
+    };
+    match source(&registry, tag("v1"), options).root() {
+        Err(SourceError::Unauthorized { detail, .. }) => {
+            assert!(detail.contains(BASIC_USER), "{detail}")
+        }
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+    match source(&registry, tag("v1"), no_auth_files(scratch.path())).root() {
+        Err(SourceError::Unauthorized { detail, .. }) => {
+            assert!(detail.contains("refused anonymous access"), "{detail}")
+        }
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
 }

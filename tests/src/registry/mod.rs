@@ -1,8 +1,9 @@
 //! A real image registry per test: Debian's `docker-registry`
 //! (distribution 2.8) on a free loopback port, its storage in a temporary
-//! directory, optionally behind token authentication ([`token`]); images
-//! are built as OCI layouts ([`layout`]) and pushed with `skopeo`;
-//! [`fault_proxy`] puts network faults between a client and the registry.
+//! directory, optionally behind token authentication ([`token`]) or basic
+//! authentication (`htpasswd`); images are built as OCI layouts
+//! ([`layout`]) and pushed with `skopeo`; [`fault_proxy`] puts network
+//! faults between a client and the registry.
 //!
 //! The registry picks its own port (`addr: 127.0.0.1:0`) and logs it, so
 //! parallel tests never race for one. Dropping the fixture kills the
@@ -40,29 +41,53 @@ pub struct Registry {
     port: u16,
     /// The token server when the registry requires token auth.
     token: Option<TokenServer>,
-    /// An auth file with the good credentials (token auth only).
+    /// An auth file with the good credentials (token or basic auth).
     auth_file: Option<PathBuf>,
+}
+
+/// The one user of [`Registry::start_with_basic_auth`].
+pub const BASIC_USER: &str = "ci-bot";
+/// Its password.
+pub const BASIC_PASSWORD: &str = "s3cret-pass";
+/// `BASIC_PASSWORD` bcrypt-hashed (cost 4) for the registry's htpasswd
+/// file, computed once: no bcrypt tool or crate is needed at test time.
+const BASIC_HTPASSWD: &str = "ci-bot:$2b$04$Ue40/Q2fsos0CcNvZkRTyeblHpim9jHAJJEVJrna/KlZAIgC7BGb.";
+
+/// How the registry authenticates.
+enum Auth<'a> {
+    Anonymous,
+    Token {
+        username: &'a str,
+        password: &'a str,
+    },
+    Basic,
 }
 
 impl Registry {
     /// A registry that allows anonymous pulls and pushes.
     pub fn start() -> anyhow::Result<Self> {
-        Self::launch(None, None)
+        Self::launch(Auth::Anonymous, None)
     }
 
     /// [`Registry::start`] with the storage under `parent` (e.g. on tmpfs
     /// for benchmarks) instead of the system's temporary directory.
     pub fn start_in(parent: &Path) -> anyhow::Result<Self> {
-        Self::launch(None, Some(parent))
+        Self::launch(Auth::Anonymous, Some(parent))
     }
 
     /// A registry that requires bearer tokens from a token server that
     /// knows one user, `username` with `password`.
     pub fn start_with_token_auth(username: &str, password: &str) -> anyhow::Result<Self> {
-        Self::launch(Some((username, password)), None)
+        Self::launch(Auth::Token { username, password }, None)
     }
 
-    fn launch(user: Option<(&str, &str)>, parent: Option<&Path>) -> anyhow::Result<Self> {
+    /// A registry that requires basic credentials (`htpasswd`) on every
+    /// request: [`BASIC_USER`] with [`BASIC_PASSWORD`].
+    pub fn start_with_basic_auth() -> anyhow::Result<Self> {
+        Self::launch(Auth::Basic, None)
+    }
+
+    fn launch(auth: Auth<'_>, parent: Option<&Path>) -> anyhow::Result<Self> {
         if !Path::new(BINARY).is_file() {
             bail!("{BINARY} not found: run deploy/local/install-deps");
         }
@@ -75,17 +100,30 @@ impl Registry {
         .context("creating the registry's directory")?;
         let mut auth_section = String::new();
         let mut token = None;
-        let mut auth_file = None;
-        if let Some((username, password)) = user {
-            let server = TokenServer::start(dir.path(), username, password)?;
-            auth_section = format!(
-                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
-                server.realm(),
-                token::SERVICE,
-                token::ISSUER,
-                server.cert_path().display()
-            );
-            token = Some(server);
+        let mut user = None;
+        match auth {
+            Auth::Anonymous => {}
+            Auth::Token { username, password } => {
+                let server = TokenServer::start(dir.path(), username, password)?;
+                auth_section = format!(
+                    "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                    server.realm(),
+                    token::SERVICE,
+                    token::ISSUER,
+                    server.cert_path().display()
+                );
+                token = Some(server);
+                user = Some((username, password));
+            }
+            Auth::Basic => {
+                let htpasswd = dir.path().join("htpasswd");
+                std::fs::write(&htpasswd, format!("{BASIC_HTPASSWD}\n"))?;
+                auth_section = format!(
+                    "auth:\n  htpasswd:\n    realm: gha-test-registry\n    path: {}\n",
+                    htpasswd.display()
+                );
+                user = Some((BASIC_USER, BASIC_PASSWORD));
+            }
         }
         let config = format!(
             "version: 0.1\nlog:\n  level: info\n  formatter: text\n\
@@ -121,9 +159,8 @@ impl Registry {
         if let Some((username, password)) = user {
             let path = registry.dir().join("auth.json");
             write_auth_file(&path, &registry.host(), username, password)?;
-            auth_file = Some(path);
+            registry.auth_file = Some(path);
         }
-        registry.auth_file = auth_file;
         Ok(registry)
     }
 
@@ -140,7 +177,7 @@ impl Registry {
     }
 
     /// An auth file (docker `config.json` format) with the good
-    /// credentials; `None` without token auth.
+    /// credentials; `None` for an anonymous registry.
     pub fn auth_file(&self) -> Option<&Path> {
         self.auth_file.as_deref()
     }
