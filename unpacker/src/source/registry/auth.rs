@@ -343,6 +343,38 @@ mod tests {
         );
     }
 
+    fn bot() -> Option<FoundCredentials> {
+        Some(FoundCredentials {
+            credentials: super::super::Credentials {
+                username: "bot".into(),
+                password: "hunter2".to_owned().into(),
+            },
+            file: "/y/auth.json".into(),
+        })
+    }
+
+    #[test]
+    fn credentials_never_go_to_a_remote_plain_http_token_service() {
+        // Refused before any request is made: nothing leaves this machine.
+        let http = Http::new(
+            super::super::RetryPolicy::default(),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        let authenticator = Authenticator::new("r.example", "a", bot(), vec![], false);
+        let challenge = Challenge::Bearer(BearerChallenge {
+            realm: "http://auth.example/token".into(),
+            service: None,
+            scope: None,
+        });
+        match authenticator.answer(&http, Some(challenge), "manifest") {
+            Err(SourceError::Unauthorized { detail, .. }) => {
+                assert!(detail.contains("plain-http"), "{detail}")
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
     #[test]
     fn refusals_name_the_user_or_the_files_searched() {
         let anonymous = Authenticator::new("r", "a", None, vec!["/x/config.json".into()], false);
@@ -351,19 +383,7 @@ mod tests {
             text.contains("no credentials for it in /x/config.json"),
             "{text}"
         );
-        let with_user = Authenticator::new(
-            "r",
-            "a",
-            Some(FoundCredentials {
-                credentials: super::super::Credentials {
-                    username: "bot".into(),
-                    password: "hunter2".to_owned().into(),
-                },
-                file: "/y/auth.json".into(),
-            }),
-            vec![],
-            false,
-        );
+        let with_user = Authenticator::new("r", "a", bot(), vec![], false);
         let text = with_user.refused("manifest", "denied").to_string();
         assert!(text.contains("user \"bot\" (from /y/auth.json)"), "{text}");
         assert!(text.contains("(denied)"), "{text}");
