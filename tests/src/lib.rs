@@ -5,6 +5,8 @@
 //!   and its store removed on drop (kept, with its log, when the test fails).
 //! - [`Slurm`]: the single-node Slurm of `deploy/local/slurm`, started once
 //!   and shared by the test run.
+//! - [`registry::Registry`]: Debian's `docker-registry` on a free loopback
+//!   port, optionally behind token auth, with test images pushed by skopeo.
 //! - [`cli`]: the checks every binary passes (`--help`, `--version`, honest
 //!   refusal of what it does not do yet).
 //! - [`eventually()`] / [`eventually_blocking()`]: poll a condition with a
@@ -17,6 +19,7 @@ pub mod fake_runner;
 pub mod github;
 pub mod nats;
 pub mod paths;
+pub mod registry;
 pub mod slurm;
 
 pub use eventually::{eventually, eventually_blocking};

@@ -2,14 +2,21 @@
 //! layers into one root filesystem with exact OCI whiteout semantics, and
 //! publishes it on CVMFS or a shared directory, content-addressed.
 //!
-//! This build parses and validates its configuration; unpacking is not
-//! implemented yet, and each subcommand says so (issue 6).
+//! `unpack` works on registries (`docker://`) and local sources (`oci:`,
+//! `oci-archive:`, `docker-archive:`); `serve` is not implemented yet and
+//! says so (issue 6).
 #![forbid(unsafe_code)]
 
+pub mod apptainer;
 pub mod cli;
+pub mod compression;
+pub mod flatten;
 pub mod image;
+mod oneshot;
+mod resolve;
 pub mod source;
 pub mod unpack;
+pub mod verify;
 
 pub use cli::{Cli, Config};
 
@@ -19,13 +26,28 @@ use tokio_util::sync::CancellationToken;
 /// Runs the command `config` describes until it finishes or `shutdown` is
 /// cancelled.
 pub async fn run(config: Config, _shutdown: CancellationToken) -> anyhow::Result<()> {
-    let command = match config {
-        Config::Unpack { .. } => "gha-unpacker unpack",
-        Config::Serve { .. } => "gha-unpacker serve",
-    };
-    Err(Unimplemented {
-        command,
-        tracking: "issue 6, gha-unpacker",
+    match config {
+        Config::Unpack {
+            source,
+            dest,
+            platform,
+            apptainer,
+            registry,
+        } => {
+            let options = unpack::UnpackOptions {
+                platform,
+                apptainer,
+                ..Default::default()
+            };
+            tokio::task::spawn_blocking(move || {
+                oneshot::unpack(&source, &dest, &options, &registry)
+            })
+            .await?
+        }
+        Config::Serve { .. } => Err(Unimplemented {
+            command: "gha-unpacker serve",
+            tracking: "issue 6, gha-unpacker",
+        }
+        .into()),
     }
-    .into())
 }

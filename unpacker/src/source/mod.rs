@@ -11,6 +11,48 @@ use std::str::FromStr;
 
 use crate::image::{Descriptor, Digest};
 
+pub mod docker_archive;
+pub mod layout;
+pub mod registry;
+pub mod store;
+
+/// Opens the source `reference` names. Local transports are read in place;
+/// `docker://` comes from `source::registry`, with the default registry
+/// options (auth files searched as docker and podman do).
+pub fn open_source(reference: &SourceRef) -> Result<Box<dyn ImageSource>, SourceError> {
+    open_source_with(reference, &registry::RegistryOptions::default())
+}
+
+/// [`open_source`] with `docker://` reached as `registry_options` say.
+pub fn open_source_with(
+    reference: &SourceRef,
+    registry_options: &registry::RegistryOptions,
+) -> Result<Box<dyn ImageSource>, SourceError> {
+    match reference {
+        SourceRef::OciLayout { dir, tag } => Ok(Box::new(layout::LayoutSource::open(
+            store::DirStore::new(dir),
+            format!("oci:{}", dir.display()),
+            tag.as_deref(),
+        )?)),
+        SourceRef::OciArchive { file, tag } => Ok(Box::new(layout::LayoutSource::open(
+            store::TarStore::index(file)?,
+            format!("oci-archive:{}", file.display()),
+            tag.as_deref(),
+        )?)),
+        SourceRef::DockerArchive { file } => docker_archive::open(file),
+        SourceRef::Docker {
+            registry,
+            repository,
+            reference,
+        } => Ok(Box::new(registry::RegistrySource::new(
+            registry,
+            repository,
+            reference.clone(),
+            registry_options.clone(),
+        )?)),
+    }
+}
+
 /// An image reference in skopeo's transport syntax.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceRef {

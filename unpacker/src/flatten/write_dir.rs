@@ -1,0 +1,235 @@
+//! The planned tree into a directory: directories first (owner-writable),
+//! then symlinks, FIFOs and devices, then each surviving file renamed in
+//! from the spool (see `spool`) with its hard links, and last the
+//! directories' own metadata, deepest first, so that filling them cannot
+//! change it. No path here crosses a symlink: the plan resolved them all.
+
+use std::fs::{self, File, OpenOptions, Permissions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use filetime::FileTime;
+use rustix::fs::{FileType, Gid, Mode, Uid};
+
+use super::Counters;
+use super::entry::{Kind, Meta};
+use super::plan::{FinalInode, Tree};
+use super::spool::Spool;
+use crate::unpack::UnpackError;
+
+/// Writes `tree` under `root` (an existing, empty directory), taking file
+/// contents from `spool`, where the first pass put them. `modes_changed`:
+/// the tree's file modes differ from the layers' (`--apptainer`), so the
+/// spooled files need theirs set again.
+pub fn write(
+    tree: &Tree,
+    root: &Path,
+    spool: &Spool<'_>,
+    counters: &Counters,
+    modes_changed: bool,
+) -> Result<(), UnpackError> {
+    let owner = Owner::current();
+    let mut builder = fs::DirBuilder::new();
+    builder.mode(0o700);
+    for dir in tree.dirs.iter().filter(|d| !d.path.is_empty()) {
+        let path = root.join(&dir.path);
+        builder.create(&path).map_err(|err| io_error(&path, err))?;
+    }
+    for file in tree
+        .files
+        .iter()
+        .filter(|f| !matches!(f.inode.kind, Kind::File { .. }))
+    {
+        write_special(root, file, owner, counters)?;
+    }
+    place_contents(tree, root, spool, counters, modes_changed)?;
+    for dir in tree.dirs.iter().rev() {
+        let path = root.join(&dir.path);
+        let meta = if dir.implicit {
+            Meta {
+                mtime: i64::MIN,
+                ..dir.meta
+            }
+        } else {
+            dir.meta
+        };
+        apply_meta(&path, meta, owner, false).map_err(|err| io_error(&path, err))?;
+    }
+    Ok(())
+}
+
+/// Whether ownership from the layers can be kept.
+#[derive(Clone, Copy)]
+pub(crate) struct Owner {
+    root: bool,
+    /// The process umask: modes it would change need an explicit chmod.
+    umask: u32,
+}
+
+impl Owner {
+    pub(crate) fn current() -> Self {
+        let umask = fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+                u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+            })
+            .unwrap_or(0o777);
+        Self {
+            root: rustix::process::geteuid().is_root(),
+            umask,
+        }
+    }
+}
+
+/// Owner, mode and times of `path`; `mtime == i64::MIN` leaves the time.
+fn apply_meta(path: &Path, meta: Meta, owner: Owner, symlink: bool) -> io::Result<()> {
+    if owner.root {
+        let (uid, gid) = ids(meta);
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+    }
+    if !symlink {
+        fs::set_permissions(path, Permissions::from_mode(meta.mode))?;
+    }
+    if meta.mtime != i64::MIN {
+        let time = FileTime::from_unix_time(meta.mtime, 0);
+        filetime::set_symlink_file_times(path, time, time)?;
+    }
+    Ok(())
+}
+
+fn ids(meta: Meta) -> (u32, u32) {
+    (
+        u32::try_from(meta.uid).unwrap_or(u32::MAX - 1),
+        u32::try_from(meta.gid).unwrap_or(u32::MAX - 1),
+    )
+}
+
+fn write_special(
+    root: &Path,
+    file: &FinalInode,
+    owner: Owner,
+    counters: &Counters,
+) -> Result<(), UnpackError> {
+    let first = root.join(&file.names[0]);
+    let io = |err| io_error(&first, err);
+    let meta = file.inode.meta;
+    let node = |kind: FileType, dev| {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &first,
+            kind,
+            Mode::from_raw_mode(meta.mode & 0o777),
+            dev,
+        )
+    };
+    match &file.inode.kind {
+        Kind::Symlink { target } => {
+            std::os::unix::fs::symlink(target, &first).map_err(io)?;
+            apply_meta(&first, meta, owner, true).map_err(io)?;
+        }
+        Kind::Fifo => {
+            node(FileType::Fifo, 0).map_err(|e| io(e.into()))?;
+            apply_meta(&first, meta, owner, false).map_err(io)?;
+        }
+        Kind::CharDevice { major, minor } | Kind::BlockDevice { major, minor } => {
+            let kind = if matches!(file.inode.kind, Kind::CharDevice { .. }) {
+                FileType::CharacterDevice
+            } else {
+                FileType::BlockDevice
+            };
+            match node(kind, rustix::fs::makedev(*major, *minor)) {
+                Ok(()) => apply_meta(&first, meta, owner, false).map_err(io)?,
+                Err(rustix::io::Errno::PERM) => {
+                    tracing::warn!(path = %file.names[0], "device node skipped: not permitted");
+                    return Ok(());
+                }
+                Err(err) => return Err(io(err.into())),
+            }
+        }
+        Kind::File { .. } | Kind::Dir | Kind::HardLink { .. } => unreachable!("not special"),
+    }
+    counters.files_written.fetch_add(1, Ordering::Relaxed);
+    link_others(root, file)
+}
+
+fn link_others(root: &Path, file: &FinalInode) -> Result<(), UnpackError> {
+    let first = root.join(&file.names[0]);
+    for other in &file.names[1..] {
+        let path = root.join(other);
+        fs::hard_link(&first, &path).map_err(|err| io_error(&path, err))?;
+    }
+    Ok(())
+}
+
+/// Renames each surviving file from the spool to its first name and
+/// links the others.
+fn place_contents(
+    tree: &Tree,
+    root: &Path,
+    spool: &Spool<'_>,
+    counters: &Counters,
+    modes_changed: bool,
+) -> Result<(), UnpackError> {
+    for file in &tree.files {
+        if !matches!(file.inode.kind, Kind::File { .. }) {
+            continue;
+        }
+        let from = spool.path(file.inode.layer, file.inode.entry);
+        let to = root.join(&file.names[0]);
+        fs::rename(&from, &to).map_err(|err| io_error(&to, err))?;
+        if modes_changed {
+            fs::set_permissions(&to, Permissions::from_mode(file.inode.meta.mode))
+                .map_err(|err| io_error(&to, err))?;
+        }
+        counters.files_written.fetch_add(1, Ordering::Relaxed);
+        link_others(root, file)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn write_file(
+    path: &Path,
+    data: &mut impl Read,
+    meta: Meta,
+    owner: Owner,
+    buffer: &mut [u8],
+) -> io::Result<u64> {
+    let mut file: File = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(meta.mode & 0o777)
+        .open(path)?;
+    let mut written = 0;
+    loop {
+        let n = match data.read(buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        file.write_all(&buffer[..n])?;
+        written += n as u64;
+    }
+    // A new file is the caller's already; as root, root's (the spool is
+    // not setgid: `Staging` sets its mode to exactly 0700).
+    let (uid, gid) = ids(meta);
+    if owner.root && (uid, gid) != (0, 0) {
+        rustix::fs::fchown(&file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
+    }
+    if meta.mode & 0o7000 != 0 || meta.mode & owner.umask & 0o777 != 0 {
+        file.set_permissions(Permissions::from_mode(meta.mode))?;
+    }
+    let time = FileTime::from_unix_time(meta.mtime, 0);
+    filetime::set_file_handle_times(&file, Some(time), Some(time))?;
+    Ok(written)
+}
+
+pub(crate) fn io_error(path: &Path, source: io::Error) -> UnpackError {
+    UnpackError::Io {
+        what: path.display().to_string(),
+        source,
+    }
+}
