@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod image;
+pub mod publish;
 pub mod source;
 pub mod unpack;
 
