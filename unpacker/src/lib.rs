@@ -8,8 +8,13 @@
 
 pub mod cli;
 pub mod image;
+pub mod metrics;
 pub mod publish;
+pub mod request;
+pub mod serve;
+pub mod service;
 pub mod source;
+pub mod store;
 pub mod unpack;
 
 pub use cli::{Cli, Config};
@@ -19,14 +24,32 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs the command `config` describes until it finishes or `shutdown` is
 /// cancelled.
-pub async fn run(config: Config, _shutdown: CancellationToken) -> anyhow::Result<()> {
-    let command = match config {
-        Config::Unpack { .. } => "gha-unpacker unpack",
-        Config::Serve { .. } => "gha-unpacker serve",
-    };
-    Err(Unimplemented {
-        command,
-        tracking: "issue 6, gha-unpacker",
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    match config {
+        Config::Unpack { .. } => Err(Unimplemented {
+            command: "gha-unpacker unpack",
+            tracking: "issue 6, gha-unpacker",
+        }
+        .into()),
+        Config::Serve(config) => serve::serve(config, open_source(), shutdown).await,
+        Config::Request(config) => {
+            let path = tokio::select! {
+                path = request::request(&config) => path?,
+                _ = shutdown.cancelled() => anyhow::bail!("interrupted"),
+            };
+            println!("{path}");
+            Ok(())
+        }
     }
-    .into())
+}
+
+/// How the service opens image sources.
+// TODO(merge unpacker-core): source::open_source.
+fn open_source() -> service::Opener {
+    std::sync::Arc::new(|source: &source::SourceRef| {
+        Err(source::SourceError::Transport {
+            what: source.to_string(),
+            detail: "no transport in this build yet".into(),
+        })
+    })
 }
