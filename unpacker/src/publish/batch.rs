@@ -58,6 +58,11 @@ impl<J, R> Combiner<J, R> {
         }
     }
 
+    /// Jobs waiting for the next batch.
+    pub fn queued(&self) -> usize {
+        self.queue.lock().expect("batch queue poisoned").len()
+    }
+
     /// Runs `exclusive` alone, between batches (for removals).
     pub fn exclusive<T>(&self, exclusive: impl FnOnce() -> T) -> T {
         let _transaction = self.lock();

@@ -34,8 +34,9 @@ use crate::unpack::UnpackReport;
 pub struct CvmfsConfig {
     /// Repository name, e.g. `images.example.org`.
     pub repository: String,
-    /// The `cvmfs_server` command.
-    pub server: PathBuf,
+    /// The `cvmfs_server` command: a program and its leading arguments
+    /// (e.g. `sudo -u cvmfs cvmfs_server`).
+    pub server: Vec<String>,
     /// Where repositories are mounted: `/cvmfs` (on the stratum 0 the
     /// writable mount during a transaction; the same path on clients).
     pub mount_root: PathBuf,
@@ -68,6 +69,11 @@ impl CvmfsPublisher {
         }
     }
 
+    /// Images waiting for the next transaction.
+    pub fn queued(&self) -> usize {
+        self.combiner.queued()
+    }
+
     /// `/cvmfs/<repo>/<subdir>`.
     fn base(&self) -> PathBuf {
         self.config
@@ -93,14 +99,27 @@ impl CvmfsPublisher {
         }
     }
 
+    /// The `cvmfs_server` command, ready for its arguments.
+    fn command(&self) -> Command {
+        let (program, leading) = self
+            .config
+            .server
+            .split_first()
+            .expect("the cvmfs_server command is not empty");
+        let mut command = Command::new(program);
+        command.args(leading);
+        command
+    }
+
     fn cvmfs_server(&self, args: &[&str]) -> Result<(), PublishError> {
-        let output = Command::new(&self.config.server)
+        let output = self
+            .command()
             .args(args)
             .stdin(Stdio::null())
             .output()
             .map_err(|err| PublishError::Cvmfs {
                 command: args.join(" "),
-                detail: format!("running {}: {err}", self.config.server.display()),
+                detail: format!("running {}: {err}", self.config.server.join(" ")),
             })?;
         if output.status.success() {
             return Ok(());
@@ -302,7 +321,8 @@ impl CvmfsPublisher {
             &base_dir,
             &self.config.repository,
         ];
-        let mut child = Command::new(&self.config.server)
+        let mut child = self
+            .command()
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -310,7 +330,7 @@ impl CvmfsPublisher {
             .spawn()
             .map_err(|err| PublishError::Cvmfs {
                 command: args.join(" "),
-                detail: format!("running {}: {err}", self.config.server.display()),
+                detail: format!("running {}: {err}", self.config.server.join(" ")),
             })?;
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let written = job.content.write_tar(&mut stdin);
@@ -372,7 +392,8 @@ impl CvmfsPublisher {
             &base_dir,
             &self.config.repository,
         ];
-        let mut child = Command::new(&self.config.server)
+        let mut child = self
+            .command()
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

@@ -68,13 +68,14 @@ pub struct ServeArgs {
 /// How to drive `cvmfs_server` (with `--publish cvmfs:...`).
 #[derive(Debug, Clone, Args)]
 pub struct CvmfsArgs {
-    /// The `cvmfs_server` command.
+    /// The `cvmfs_server` command, with leading arguments if any
+    /// (`sudo -u cvmfs cvmfs_server`), split on whitespace.
     #[arg(
         long,
         env = "GHA_UNPACKER_CVMFS_SERVER",
         default_value = "cvmfs_server"
     )]
-    pub cvmfs_server: PathBuf,
+    pub cvmfs_server: String,
     /// Where repositories are mounted.
     #[arg(long, env = "GHA_UNPACKER_CVMFS_MOUNT_ROOT", default_value = "/cvmfs")]
     pub cvmfs_mount_root: PathBuf,
@@ -182,12 +183,20 @@ fn parse_publisher(text: &str, cvmfs: &CvmfsArgs) -> Result<PublisherConfig, Con
     {
         return Err(bad("the subdirectory must be a plain relative path"));
     }
+    let server: Vec<String> = cvmfs
+        .cvmfs_server
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    if server.is_empty() {
+        return Err(ConfigError("--cvmfs-server: empty command".into()));
+    }
     if cvmfs.cvmfs_max_batch == 0 {
         return Err(ConfigError("--cvmfs-max-batch must be at least 1".into()));
     }
     Ok(PublisherConfig::Cvmfs(CvmfsConfig {
         repository: repository.to_owned(),
-        server: cvmfs.cvmfs_server.clone(),
+        server,
         mount_root: cvmfs.cvmfs_mount_root.clone(),
         subdir: subdir.into(),
         lease_subdir: cvmfs.cvmfs_lease_subdir,
