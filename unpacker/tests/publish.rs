@@ -294,6 +294,7 @@ impl StandIn {
             lease_subdir: false,
             ingest: false,
             gc: true,
+            nested_catalogs: true,
             max_batch: 8,
         }
     }
@@ -335,6 +336,10 @@ fn cvmfs_publish_writes_inside_one_transaction() {
     assert_eq!(
         stand_in.calls(),
         vec!["transaction images.test => 0", "publish images.test => 0"]
+    );
+    assert!(
+        published.path.join(".cvmfscatalog").is_file(),
+        "one nested catalog per image"
     );
     // Present now: no transaction at all.
     let again = publisher.publish(job("alpha", Tree::new("alpha"))).unwrap();
@@ -453,11 +458,15 @@ fn cvmfs_ingest_streams_each_image_and_links_tags() {
         std::fs::read_to_string(published.tag_path.unwrap().join("etc/name")).unwrap(),
         "alpha"
     );
+    assert!(
+        published.path.join(".cvmfscatalog").is_file(),
+        "one nested catalog per image"
+    );
     let hex = digest("alpha").hex().to_string();
     assert_eq!(
         stand_in.calls(),
         vec![
-            format!("ingest --tar_file - --base_dir ci/.images/{hex} images.test => 0"),
+            format!("ingest --tar_file - --base_dir ci/.images/{hex} --catalog images.test => 0"),
             "ingest --tar_file - --base_dir ci/tags images.test => 0".to_string(),
         ]
     );

@@ -48,6 +48,9 @@ pub struct CvmfsConfig {
     pub ingest: bool,
     /// Run `cvmfs_server gc -f` after removals.
     pub gc: bool,
+    /// Make each image a nested catalog (`.cvmfscatalog` at its root), so
+    /// the root catalog stays small and removing an image drops a catalog.
+    pub nested_catalogs: bool,
     /// Most images published in one transaction.
     pub max_batch: usize,
 }
@@ -262,11 +265,20 @@ impl CvmfsPublisher {
             let images = self.base().join(IMAGES_DIR);
             std::fs::create_dir_all(&images)
                 .map_err(PublishError::io(format!("creating {}", images.display())))?;
-            report = match job.content.write_dir(&target) {
+            let written = job.content.write_dir(&target).map_err(PublishError::from);
+            let written = written.and_then(|report| {
+                if self.config.nested_catalogs {
+                    let marker = target.join(".cvmfscatalog");
+                    std::fs::write(&marker, b"")
+                        .map_err(PublishError::io(format!("creating {}", marker.display())))?;
+                }
+                Ok(report)
+            });
+            report = match written {
                 Ok(report) => report,
                 Err(err) => {
                     remove_tree(&target)?;
-                    return Err(err.into());
+                    return Err(err);
                 }
             };
         }
@@ -313,17 +325,14 @@ impl CvmfsPublisher {
     fn ingest_image(&self, job: &PublishJob) -> Result<UnpackReport, PublishError> {
         let base_dir = self.relative(&Path::new(IMAGES_DIR).join(job.digest.hex()));
         let base_dir = base_dir.to_string_lossy();
-        let args = [
-            "ingest",
-            "--tar_file",
-            "-",
-            "--base_dir",
-            &base_dir,
-            &self.config.repository,
-        ];
+        let mut args = vec!["ingest", "--tar_file", "-", "--base_dir", &base_dir];
+        if self.config.nested_catalogs {
+            args.push("--catalog");
+        }
+        args.push(&self.config.repository);
         let mut child = self
             .command()
-            .args(args)
+            .args(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

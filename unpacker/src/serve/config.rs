@@ -89,6 +89,10 @@ pub struct CvmfsArgs {
     /// Run `cvmfs_server gc -f` after removing images.
     #[arg(long, env = "GHA_UNPACKER_CVMFS_GC")]
     pub cvmfs_gc: bool,
+    /// Make each image a nested catalog (`.cvmfscatalog`; `ingest
+    /// --catalog`).
+    #[arg(long, env = "GHA_UNPACKER_CVMFS_NESTED_CATALOGS", default_value_t = true, action = ArgAction::Set)]
+    pub cvmfs_nested_catalogs: bool,
     /// Most images published in one transaction.
     #[arg(long, env = "GHA_UNPACKER_CVMFS_MAX_BATCH", default_value_t = 8)]
     pub cvmfs_max_batch: usize,
@@ -202,6 +206,7 @@ fn parse_publisher(text: &str, cvmfs: &CvmfsArgs) -> Result<PublisherConfig, Con
         lease_subdir: cvmfs.cvmfs_lease_subdir,
         ingest: cvmfs.cvmfs_ingest,
         gc: cvmfs.cvmfs_gc,
+        nested_catalogs: cvmfs.cvmfs_nested_catalogs,
         max_batch: cvmfs.cvmfs_max_batch,
     }))
 }
@@ -264,6 +269,7 @@ mod tests {
             cvmfs_ingest: false,
             cvmfs_lease_subdir: false,
             cvmfs_gc: false,
+            cvmfs_nested_catalogs: true,
             cvmfs_max_batch: 8,
         }
     }
