@@ -41,6 +41,29 @@ pub async fn serve(
     opener: Opener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let api = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let admin = match config.admin_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr}"))?,
+        ),
+        None => None,
+    };
+    serve_on(api, admin, config, opener, shutdown).await
+}
+
+/// [`serve`] on listeners bound already (`config.listen` and
+/// `config.admin_listen` are not used): tests bind port 0.
+pub async fn serve_on(
+    api: tokio::net::TcpListener,
+    admin: Option<tokio::net::TcpListener>,
+    config: ServeConfig,
+    opener: Opener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let store = Arc::new(Store::open(&config.state_dir)?);
     let publisher = open_publisher(&config.publisher, shutdown.clone())?;
     tracing::info!(publisher = %publisher.describe(), state = %config.state_dir.display(), "serving");
@@ -59,19 +82,14 @@ pub async fn serve(
     ));
 
     let mut tasks: JoinSet<anyhow::Result<&'static str>> = JoinSet::new();
-    if let Some(addr) = config.admin_listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?;
+    if let Some(listener) = admin {
         let (registry, health, shutdown) = (Arc::new(registry), health.clone(), shutdown.clone());
         tasks.spawn(async move {
             admin::serve(listener, registry, health, shutdown).await?;
             Ok("admin endpoint")
         });
     }
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
+    let listener = api;
     tracing::info!(addr = %listener.local_addr()?, "HTTP API");
     let app = http::router(service.clone(), config.tokens);
     let http_shutdown = shutdown.clone();
