@@ -31,7 +31,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             tracking: "issue 6, gha-unpacker",
         }
         .into()),
-        Config::Serve(config) => serve::serve(config, open_source(), shutdown).await,
+        Config::Serve(config) => serve::serve(config, service::default_opener(), shutdown).await,
         Config::Request(config) => {
             let path = tokio::select! {
                 path = request::request(&config) => path?,
@@ -41,15 +41,4 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             Ok(())
         }
     }
-}
-
-/// How the service opens image sources.
-// TODO(merge unpacker-core): source::open_source.
-fn open_source() -> service::Opener {
-    std::sync::Arc::new(|source: &source::SourceRef| {
-        Err(source::SourceError::Transport {
-            what: source.to_string(),
-            detail: "no transport in this build yet".into(),
-        })
-    })
 }

@@ -100,6 +100,8 @@ pub async fn serve_on(
         Ok("HTTP API")
     });
     if let Some(nats) = config.nats {
+        // Unhealthy until the consumer is up, from the start.
+        health.failing("nats", "connecting");
         let (service, health, shutdown) = (service.clone(), health.clone(), shutdown.clone());
         let concurrency = config.max_concurrent * 2;
         tasks.spawn(async move {

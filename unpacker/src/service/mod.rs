@@ -35,6 +35,17 @@ use crate::unpack::{self, ResolvedImage, UnpackOptions};
 pub type Opener =
     Arc<dyn Fn(&SourceRef) -> Result<Box<dyn ImageSource>, SourceError> + Send + Sync>;
 
+/// The transports of this build.
+// TODO(merge unpacker-core): crate::source::open_source.
+pub fn default_opener() -> Opener {
+    Arc::new(|source: &SourceRef| {
+        Err(SourceError::Transport {
+            what: source.to_string(),
+            detail: "no transport in this build yet".into(),
+        })
+    })
+}
+
 /// What a request gets when it does not say.
 #[derive(Debug, Clone)]
 pub struct Defaults {
