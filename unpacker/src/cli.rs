@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use gha_runtime::ConfigError;
 use gha_runtime::telemetry::TelemetryArgs;
 
+use crate::image::Platform;
 use crate::request::{RequestArgs, RequestConfig};
 use crate::serve::{ServeArgs, ServeConfig};
+use crate::source::SourceRef;
 
 /// Unpack container images into root filesystems on CVMFS or a shared
 /// directory.
@@ -28,9 +30,18 @@ pub enum Command {
         /// Image, in skopeo's transport syntax: `docker://...`, `oci:DIR[:TAG]`,
         /// `oci-archive:FILE[:TAG]`, `docker-archive:FILE`.
         source: String,
-        /// Directory to create with the image's root filesystem.
+        /// Directory to create with the image's root filesystem; it must
+        /// not exist yet.
         #[arg(long)]
         dest: PathBuf,
+        /// Image of a multi-platform index to take, `os/arch[/variant]`
+        /// (default: this machine's).
+        #[arg(long)]
+        platform: Option<String>,
+        /// Apply the fix-ups for Apptainer on CVMFS: everything readable by
+        /// others, `.singularity.d` from the image config, mount points.
+        #[arg(long)]
+        apptainer: bool,
     },
     /// Serve unpack requests over HTTP and NATS, publishing into a
     /// directory or a CVMFS repository.
@@ -44,7 +55,12 @@ pub enum Command {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Config {
-    Unpack { source: String, dest: PathBuf },
+    Unpack {
+        source: SourceRef,
+        dest: PathBuf,
+        platform: Platform,
+        apptainer: bool,
+    },
     Serve(ServeConfig),
     Request(RequestConfig),
 }
@@ -56,17 +72,56 @@ impl Cli {
     /// Checks the flags without any I/O beyond looking at named files.
     pub fn validate(self) -> Result<Config, ConfigError> {
         Ok(match self.command {
-            Command::Unpack { source, dest } => {
+            Command::Unpack {
+                source,
+                dest,
+                platform,
+                apptainer,
+            } => {
                 if !TRANSPORTS.iter().any(|prefix| source.starts_with(prefix)) {
                     return Err(ConfigError(format!(
                         "source {source:?}: expected one of {}",
                         TRANSPORTS.join(", ")
                     )));
                 }
-                Config::Unpack { source, dest }
+                let source = source
+                    .parse::<SourceRef>()
+                    .map_err(|err| ConfigError(err.to_string()))?;
+                let platform = match platform {
+                    Some(text) => parse_platform(&text)?,
+                    None => Platform::host(),
+                };
+                Config::Unpack {
+                    source,
+                    dest,
+                    platform,
+                    apptainer,
+                }
             }
             Command::Serve(args) => Config::Serve(args.validate()?),
             Command::Request(args) => Config::Request(args.validate()?),
         })
+    }
+}
+
+/// `os/arch[/variant]`.
+pub fn parse_platform(text: &str) -> Result<Platform, ConfigError> {
+    let parts: Vec<&str> = text.split('/').collect();
+    match parts[..] {
+        [os, architecture] | [os, architecture, _]
+            if !os.is_empty() && !architecture.is_empty() =>
+        {
+            Ok(Platform {
+                os: os.to_owned(),
+                architecture: architecture.to_owned(),
+                variant: parts
+                    .get(2)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (*v).to_owned()),
+            })
+        }
+        _ => Err(ConfigError(format!(
+            "platform {text:?}: expected os/arch or os/arch/variant, e.g. linux/arm64"
+        ))),
     }
 }

@@ -2,35 +2,49 @@
 //! layers into one root filesystem with exact OCI whiteout semantics, and
 //! publishes it on CVMFS or a shared directory, content-addressed.
 //!
-//! This build parses and validates its configuration; unpacking is not
-//! implemented yet, and each subcommand says so (issue 6).
+//! `unpack` works on local sources (`oci:`, `oci-archive:`,
+//! `docker-archive:`); `serve` publishes into a directory or CVMFS and
+//! answers HTTP and NATS; `request` asks it from a CI step.
 #![forbid(unsafe_code)]
 
+pub mod apptainer;
 pub mod cli;
+pub mod compression;
+pub mod flatten;
 pub mod image;
 pub mod metrics;
+mod oneshot;
 pub mod publish;
 pub mod request;
+mod resolve;
 pub mod serve;
 pub mod service;
 pub mod source;
 pub mod store;
 pub mod unpack;
+pub mod verify;
 
 pub use cli::{Cli, Config};
 
-use gha_runtime::Unimplemented;
 use tokio_util::sync::CancellationToken;
 
 /// Runs the command `config` describes until it finishes or `shutdown` is
 /// cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     match config {
-        Config::Unpack { .. } => Err(Unimplemented {
-            command: "gha-unpacker unpack",
-            tracking: "issue 6, gha-unpacker",
+        Config::Unpack {
+            source,
+            dest,
+            platform,
+            apptainer,
+        } => {
+            let options = unpack::UnpackOptions {
+                platform,
+                apptainer,
+                ..Default::default()
+            };
+            tokio::task::spawn_blocking(move || oneshot::unpack(&source, &dest, &options)).await?
         }
-        .into()),
         Config::Serve(config) => serve::serve(config, service::default_opener(), shutdown).await,
         Config::Request(config) => {
             let path = tokio::select! {

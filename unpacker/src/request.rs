@@ -20,7 +20,8 @@ use gha_runtime::nats::{NatsArgs, NatsConfig};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::cli::TRANSPORTS;
-use crate::serve::config::{parse_platform, read_tokens};
+use crate::cli::parse_platform;
+use crate::serve::config::read_tokens;
 use crate::serve::http::ImageBody;
 
 /// `gha-unpacker request` flags.
@@ -87,7 +88,7 @@ impl RequestArgs {
             )));
         }
         if let Some(platform) = &self.platform {
-            parse_platform(platform).map_err(|why| ConfigError(format!("--platform: {why}")))?;
+            parse_platform(platform)?;
         }
         let transport = match self.url {
             Some(url) => {

@@ -5,9 +5,15 @@
 //! The entry points the CLI, the publishers and the service call.
 
 use std::io::Write;
-use std::path::Path;
-use std::time::Duration;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
+use crate::apptainer;
+use crate::flatten::plan::Tree;
+use crate::flatten::{self, Counters, LayerRefs, write_dir, write_tar};
 use crate::image::{Digest, ImageConfig, Manifest, Platform};
 use crate::source::{ImageSource, SourceError};
 
@@ -21,6 +27,8 @@ pub struct UnpackOptions {
     pub apptainer: bool,
     /// Layers read and inflated at once.
     pub parallel_layers: usize,
+    /// Live counters of this unpack, for progress bars and metrics.
+    pub progress: Arc<Counters>,
 }
 
 impl Default for UnpackOptions {
@@ -28,7 +36,8 @@ impl Default for UnpackOptions {
         Self {
             platform: Platform::host(),
             apptainer: false,
-            parallel_layers: 4,
+            parallel_layers: std::thread::available_parallelism().map_or(4, |n| n.get().max(2)),
+            progress: Arc::default(),
         }
     }
 }
@@ -88,39 +97,169 @@ pub enum UnpackError {
 /// Picks the image for `options.platform` and reads its config, verifying
 /// the manifest and config digests.
 pub fn resolve(
-    _source: &dyn ImageSource,
-    _options: &UnpackOptions,
+    source: &dyn ImageSource,
+    options: &UnpackOptions,
 ) -> Result<ResolvedImage, UnpackError> {
-    Err(UnpackError::Invalid {
-        what: "resolve".into(),
-        detail: "not implemented yet".into(),
-    })
+    crate::resolve::resolve(source, options)
 }
 
 /// Flattens `image`'s layers into `dest`, which must not exist; on error
 /// nothing is left at `dest`.
 pub fn unpack_to_dir(
-    _source: &dyn ImageSource,
-    _image: &ResolvedImage,
-    _dest: &Path,
-    _options: &UnpackOptions,
+    source: &dyn ImageSource,
+    image: &ResolvedImage,
+    dest: &Path,
+    options: &UnpackOptions,
 ) -> Result<UnpackReport, UnpackError> {
-    Err(UnpackError::Invalid {
-        what: "unpack".into(),
-        detail: "not implemented yet".into(),
-    })
+    let started = Instant::now();
+    if dest.symlink_metadata().is_ok() {
+        return Err(UnpackError::Invalid {
+            what: dest.display().to_string(),
+            detail: "already exists".into(),
+        });
+    }
+    let staging = Staging::create(dest)?;
+    let layers = layer_refs(source, image);
+    let counters = &options.progress;
+    let tree = flatten::plan(&layers, options.parallel_layers, counters)?;
+    let tree = finish_tree(tree, image, options);
+    write_dir::write(
+        &layers,
+        &tree,
+        &staging.path,
+        options.parallel_layers,
+        counters,
+    )?;
+    if options.apptainer {
+        apptainer::write_extras(&staging.path, &image.config)?;
+    }
+    staging.publish(dest)?;
+    Ok(report(image, counters, started))
 }
 
 /// Writes the flattened tree of `image` as one tar stream to `out` (what
 /// `cvmfs_server ingest --tar_file -` reads), without a scratch copy.
 pub fn unpack_to_tar(
-    _source: &dyn ImageSource,
-    _image: &ResolvedImage,
-    _out: &mut dyn Write,
-    _options: &UnpackOptions,
+    source: &dyn ImageSource,
+    image: &ResolvedImage,
+    out: &mut dyn Write,
+    options: &UnpackOptions,
 ) -> Result<UnpackReport, UnpackError> {
-    Err(UnpackError::Invalid {
-        what: "unpack".into(),
-        detail: "not implemented yet".into(),
-    })
+    let started = Instant::now();
+    let layers = layer_refs(source, image);
+    let counters = &options.progress;
+    let tree = flatten::plan(&layers, options.parallel_layers, counters)?;
+    let tree = finish_tree(tree, image, options);
+    write_tar::write(&layers, &tree, out, counters, |builder| {
+        if options.apptainer {
+            apptainer::append_extras(builder, &image.config)
+        } else {
+            Ok(())
+        }
+    })?;
+    Ok(report(image, counters, started))
+}
+
+fn layer_refs<'a>(source: &'a dyn ImageSource, image: &'a ResolvedImage) -> LayerRefs<'a> {
+    LayerRefs {
+        source,
+        descriptors: &image.manifest.layers,
+        diff_ids: &image.config.rootfs.diff_ids,
+    }
+}
+
+fn finish_tree(mut tree: Tree, image: &ResolvedImage, options: &UnpackOptions) -> Tree {
+    if options.apptainer {
+        apptainer::adjust(&mut tree, &image.config);
+    }
+    tree
+}
+
+fn report(image: &ResolvedImage, counters: &Counters, started: Instant) -> UnpackReport {
+    UnpackReport {
+        manifest_digest: Some(image.manifest_digest.clone()),
+        bytes_read: counters.bytes_read.load(Ordering::Relaxed),
+        bytes_written: counters.bytes_written.load(Ordering::Relaxed),
+        files_written: counters.files_written.load(Ordering::Relaxed),
+        duration: started.elapsed(),
+    }
+}
+
+/// A directory beside the destination that becomes it by a rename at the
+/// end, and is removed if dropped before that.
+struct Staging {
+    path: PathBuf,
+    published: bool,
+}
+
+impl Staging {
+    fn create(dest: &Path) -> Result<Self, UnpackError> {
+        let name = dest.file_name().ok_or_else(|| UnpackError::Invalid {
+            what: dest.display().to_string(),
+            detail: "not a directory name".into(),
+        })?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let mut staging_name = std::ffi::OsString::from(".");
+        staging_name.push(name);
+        staging_name.push(format!(".unpacking-{}-{nanos}", std::process::id()));
+        let path = dest.with_file_name(staging_name);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(|source| UnpackError::Io {
+                what: format!("creating {}", path.display()),
+                source,
+            })?;
+        Ok(Self {
+            path,
+            published: false,
+        })
+    }
+
+    fn publish(mut self, dest: &Path) -> Result<(), UnpackError> {
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &self.path,
+            rustix::fs::CWD,
+            dest,
+            rustix::fs::RenameFlags::NOREPLACE,
+        )
+        .map_err(|errno| UnpackError::Io {
+            what: format!("renaming {} to {}", self.path.display(), dest.display()),
+            source: errno.into(),
+        })?;
+        self.published = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.published
+            && let Err(err) = remove_tree(&self.path)
+        {
+            tracing::warn!(path = %self.path.display(), %err, "could not remove a failed unpack");
+        }
+    }
+}
+
+/// `remove_dir_all`, after making directories writable when the first try
+/// fails (an image's read-only directories, when not running as root).
+fn remove_tree(path: &Path) -> std::io::Result<()> {
+    if std::fs::remove_dir_all(path).is_ok() {
+        return Ok(());
+    }
+    let mut stack = vec![path.to_owned()];
+    while let Some(dir) = stack.pop() {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    std::fs::remove_dir_all(path)
 }

@@ -11,6 +11,7 @@ use gha_runtime::admin::AdminArgs;
 use gha_runtime::nats::{NatsArgs, NatsConfig};
 use secrecy::SecretString;
 
+use crate::cli::parse_platform;
 use crate::image::Platform;
 use crate::publish::cvmfs::CvmfsConfig;
 use crate::service::Defaults;
@@ -118,24 +119,6 @@ pub struct ServeConfig {
     pub max_concurrent: usize,
     pub nats: Option<NatsConfig>,
     pub admin_listen: Option<SocketAddr>,
-}
-
-/// `os/arch[/variant]`.
-pub fn parse_platform(text: &str) -> Result<Platform, String> {
-    let parts: Vec<&str> = text.split('/').collect();
-    match parts.as_slice() {
-        [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
-            os: (*os).to_owned(),
-            architecture: (*arch).to_owned(),
-            variant: parts
-                .get(2)
-                .filter(|v| !v.is_empty())
-                .map(|v| (*v).to_owned()),
-        }),
-        _ => Err(format!(
-            "platform {text:?}: expected os/arch[/variant], e.g. linux/amd64"
-        )),
-    }
 }
 
 /// Bearer tokens from `file`, one per non-empty line.
@@ -301,14 +284,5 @@ mod tests {
         ] {
             assert!(parse_publisher(bad, &cvmfs_args()).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn platforms_parse_with_an_optional_variant() {
-        let arm = parse_platform("linux/arm64/v8").unwrap();
-        assert_eq!(arm.variant.as_deref(), Some("v8"));
-        assert_eq!(parse_platform("linux/amd64").unwrap().variant, None);
-        assert!(parse_platform("linux").is_err());
-        assert!(parse_platform("/amd64").is_err());
     }
 }

@@ -28,7 +28,7 @@ use crate::image::Digest;
 use crate::service::{ImageRequest, Outcome, RequestError, RequestState, Service, status_name};
 use crate::store::ImageRecord;
 
-use super::config::parse_platform;
+use crate::cli::parse_platform;
 
 /// Largest request body: requests are a few hundred bytes.
 const MAX_BODY: usize = 64 * 1024;
@@ -227,7 +227,7 @@ async fn post_image(
         .as_deref()
         .map(parse_platform)
         .transpose()
-        .map_err(RequestError::BadRequest)?;
+        .map_err(|err| RequestError::BadRequest(err.0))?;
     let request = ImageRequest {
         source: body.source,
         ttl: body.ttl_seconds.map(std::time::Duration::from_secs),

@@ -36,14 +36,8 @@ pub type Opener =
     Arc<dyn Fn(&SourceRef) -> Result<Box<dyn ImageSource>, SourceError> + Send + Sync>;
 
 /// The transports of this build.
-// TODO(merge unpacker-core): crate::source::open_source.
 pub fn default_opener() -> Opener {
-    Arc::new(|source: &SourceRef| {
-        Err(SourceError::Transport {
-            what: source.to_string(),
-            detail: "no transport in this build yet".into(),
-        })
-    })
+    Arc::new(crate::source::open_source)
 }
 
 /// What a request gets when it does not say.
@@ -192,6 +186,7 @@ impl Service {
                 .unwrap_or_else(|| self.defaults.platform.clone()),
             apptainer: request.apptainer.unwrap_or(self.defaults.apptainer),
             parallel_layers: self.defaults.parallel_layers,
+            ..UnpackOptions::default()
         };
         let opener = self.opener.clone();
         let resolve_options = options.clone();

@@ -1,0 +1,223 @@
+//! Test support: OCI image layouts written from hand-made tar layers, and
+//! a tree snapshot to compare unpacked directories entry by entry.
+#![allow(dead_code)]
+
+pub mod snapshot;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+/// How a layer blob is compressed.
+#[derive(Clone, Copy, Debug)]
+pub enum Compress {
+    Gzip,
+    Zstd,
+    None,
+}
+
+/// One layer's tar, built entry by entry.
+pub struct Layer {
+    builder: tar::Builder<Vec<u8>>,
+    pub compress: Compress,
+}
+
+fn header(kind: tar::EntryType, mode: u32) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_mode(mode);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(1_600_000_000);
+    header.set_size(0);
+    header
+}
+
+impl Default for Layer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Layer {
+    pub fn new() -> Self {
+        Self {
+            builder: tar::Builder::new(Vec::new()),
+            compress: Compress::Gzip,
+        }
+    }
+
+    pub fn compressed(mut self, compress: Compress) -> Self {
+        self.compress = compress;
+        self
+    }
+
+    pub fn dir(self, path: &str) -> Self {
+        self.dir_mode(path, 0o755)
+    }
+
+    pub fn dir_mode(mut self, path: &str, mode: u32) -> Self {
+        let mut h = header(tar::EntryType::Directory, mode);
+        self.builder.append_data(&mut h, path, &[][..]).unwrap();
+        self
+    }
+
+    pub fn file(self, path: &str, content: &str) -> Self {
+        self.file_full(path, content.as_bytes(), 0o644, 0, 0)
+    }
+
+    pub fn file_full(mut self, path: &str, content: &[u8], mode: u32, uid: u64, gid: u64) -> Self {
+        let mut h = header(tar::EntryType::Regular, mode);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_size(content.len() as u64);
+        self.builder.append_data(&mut h, path, content).unwrap();
+        self
+    }
+
+    pub fn symlink(mut self, path: &str, target: &str) -> Self {
+        let mut h = header(tar::EntryType::Symlink, 0o777);
+        self.builder.append_link(&mut h, path, target).unwrap();
+        self
+    }
+
+    pub fn hardlink(mut self, path: &str, target: &str) -> Self {
+        let mut h = header(tar::EntryType::Link, 0o644);
+        self.builder.append_link(&mut h, path, target).unwrap();
+        self
+    }
+
+    pub fn fifo(mut self, path: &str) -> Self {
+        let mut h = header(tar::EntryType::Fifo, 0o640);
+        self.builder.append_data(&mut h, path, &[][..]).unwrap();
+        self
+    }
+
+    /// `.wh.NAME` beside `path`.
+    pub fn whiteout(self, path: &str) -> Self {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let wh = if dir.is_empty() {
+            format!(".wh.{name}")
+        } else {
+            format!("{dir}/.wh.{name}")
+        };
+        self.file(&wh, "")
+    }
+
+    pub fn opaque(self, dir: &str) -> Self {
+        self.file(&format!("{dir}/.wh..wh..opq"), "")
+    }
+
+    /// An entry with a raw name (`..`, absolute), bypassing the tar
+    /// crate's own checks.
+    pub fn raw_file(mut self, name: &str, content: &str) -> Self {
+        let mut h = header(tar::EntryType::Regular, 0o644);
+        h.set_size(content.len() as u64);
+        let bytes = name.as_bytes();
+        h.as_old_mut().name[..bytes.len()].copy_from_slice(bytes);
+        h.set_cksum();
+        self.builder.append(&h, content.as_bytes()).unwrap();
+        self
+    }
+
+    /// (uncompressed tar, compressed blob)
+    pub fn finish(self) -> (Vec<u8>, Vec<u8>) {
+        let tar = self.builder.into_inner().unwrap();
+        let blob = match self.compress {
+            Compress::Gzip => {
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                gz.write_all(&tar).unwrap();
+                gz.finish().unwrap()
+            }
+            Compress::Zstd => zstd::encode_all(&tar[..], 1).unwrap(),
+            Compress::None => tar.clone(),
+        };
+        (tar, blob)
+    }
+}
+
+pub fn sha(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// What to break in a layout, for the failure tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Corrupt {
+    Nothing,
+    /// Flip a byte of the first layer's blob.
+    Blob,
+    /// Claim a wrong `diff_id` for the first layer.
+    DiffId,
+}
+
+/// Writes an OCI layout at `dir` holding one image tagged `tag`.
+pub fn write_layout(dir: &Path, tag: &str, layers: Vec<Layer>, corrupt: Corrupt) -> PathBuf {
+    write_layout_with_config(dir, tag, layers, corrupt, serde_json::json!({}))
+}
+
+pub fn write_layout_with_config(
+    dir: &Path,
+    tag: &str,
+    layers: Vec<Layer>,
+    corrupt: Corrupt,
+    run_config: serde_json::Value,
+) -> PathBuf {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| -> (String, usize) {
+        let digest = sha(bytes);
+        std::fs::write(blobs.join(&digest[7..]), bytes).unwrap();
+        (digest, bytes.len())
+    };
+    let mut diff_ids = Vec::new();
+    let mut descriptors = Vec::new();
+    for (i, layer) in layers.into_iter().enumerate() {
+        let media = match layer.compress {
+            Compress::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compress::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+            Compress::None => "application/vnd.oci.image.layer.v1.tar",
+        };
+        let (tar, blob) = layer.finish();
+        diff_ids.push(if i == 0 && corrupt == Corrupt::DiffId {
+            sha(b"not this layer")
+        } else {
+            sha(&tar)
+        });
+        let (digest, size) = put(&blob);
+        if i == 0 && corrupt == Corrupt::Blob {
+            let path = blobs.join(&digest[7..]);
+            let mut bytes = std::fs::read(&path).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last / 2] ^= 0xff;
+            std::fs::write(&path, bytes).unwrap();
+        }
+        descriptors.push(serde_json::json!({"mediaType": media, "digest": digest, "size": size}));
+    }
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": run_config,
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let (config_digest, config_size) = put(&serde_json::to_vec(&config).unwrap());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": descriptors,
+    });
+    let (manifest_digest, manifest_size) = put(&serde_json::to_vec(&manifest).unwrap());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest,
+            "size": manifest_size,
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        }],
+    });
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    dir.to_owned()
+}
