@@ -534,6 +534,32 @@ fn cvmfs_shutdown_publishes_nothing_new() {
 }
 
 #[test]
+fn cvmfs_shutdown_during_a_transaction_aborts_it() {
+    let stand_in = StandIn::new();
+    let shutdown = CancellationToken::new();
+    let publisher = Arc::new(CvmfsPublisher::new(stand_in.config(), shutdown.clone()));
+    let gate = Arc::new(Mutex::new(()));
+    let held = gate.lock().unwrap();
+    let publishing = {
+        let (publisher, gate) = (publisher.clone(), gate.clone());
+        std::thread::spawn(move || publisher.publish(job("a", Tree::gated("a", gate))))
+    };
+    gha_testkit::eventually_blocking("the transaction", Duration::from_secs(20), || {
+        stand_in.calls().first().cloned()
+    })
+    .unwrap();
+    shutdown.cancel();
+    drop(held);
+    let err = publishing.join().unwrap().unwrap_err();
+    assert!(matches!(err, PublishError::Cancelled), "{err}");
+    assert_eq!(
+        stand_in.calls(),
+        vec!["transaction images.test => 0", "abort -f images.test => 0"]
+    );
+    assert!(stand_in.images().is_empty());
+}
+
+#[test]
 fn the_stand_in_refuses_writes_outside_a_transaction_and_a_second_transaction() {
     let stand_in = StandIn::new();
     let server = stand_in.command(None);

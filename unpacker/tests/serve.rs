@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use gha_proto::consumer::Decode;
 use gha_proto::v1::{UnpackRequest, UnpackResult, UnpackStatus};
-use gha_proto::{Contract, subjects};
+use gha_proto::{Contract, Envelope, subjects};
 use gha_runtime::nats::NatsArgs;
 use gha_testkit::{NatsServer, eventually};
 use gha_unpacker::image::Platform;
@@ -171,6 +171,10 @@ impl Running {
         self.shutdown.cancel();
         self.task.await.unwrap().unwrap();
     }
+}
+
+fn encode<M: Envelope>(message: &M) -> Vec<u8> {
+    message.encode_to_vec()
 }
 
 fn text(path: &Value, file: &str) -> String {
@@ -436,6 +440,35 @@ async fn expired_images_are_removed_from_cvmfs_and_collected() {
 }
 
 #[tokio::test]
+async fn cvmfs_ingest_publishes_a_real_image_from_one_tar_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = layout(dir.path(), "streamed", 64 << 10, Corrupt::Nothing);
+    let mut setup = Setup::dir(dir.path());
+    let mut cvmfs = stand_in(dir.path());
+    cvmfs.ingest = true;
+    setup.publisher = PublisherConfig::Cvmfs(cvmfs);
+    let service = setup.start().await;
+    let (status, body) = service.post(json!({"source": source})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(text(&body["path"], "etc/added"), "layer 2");
+    assert_eq!(text(&body["tag_path"], "etc/os-release"), "NAME=streamed\n");
+    assert!(
+        !Path::new(body["path"].as_str().unwrap())
+            .join("etc/removed")
+            .exists()
+    );
+    let hex = &body["digest"].as_str().unwrap()[7..];
+    assert_eq!(
+        calls(dir.path()),
+        vec![
+            format!("ingest --tar_file - --base_dir ci/.images/{hex} --catalog images.test => 0"),
+            "ingest --tar_file - --base_dir ci/tags images.test => 0".to_string(),
+        ]
+    );
+    service.stop().await;
+}
+
+#[tokio::test]
 async fn nats_requests_get_results_and_the_request_command_prints_the_path() {
     let nats = NatsServer::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -473,6 +506,39 @@ async fn nats_requests_get_results_and_the_request_command_prints_the_path() {
     );
     assert!(Path::new(&result.path).join("etc/added").is_file());
     assert!(result.manifest_digest.starts_with("sha256:"));
+
+    // A redelivery (the same request id again) is answered from the
+    // record: the original answer, no second unpack.
+    let mut headers = UnpackRequest::default().headers();
+    headers.insert("Nats-Msg-Id", "req-1-redelivered");
+    contract
+        .jetstream()
+        .publish_with_headers(
+            subjects::UNPACK_REQUESTS,
+            headers,
+            encode(&UnpackRequest {
+                request_id: "req-1".into(),
+                source: source.clone(),
+                ..Default::default()
+            })
+            .into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let message = tokio::time::timeout(DEADLINE, results.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let again = UnpackResult::decode_from(&message.subject, message.payload).unwrap();
+    assert_eq!(
+        again.status,
+        UnpackStatus::Published as i32,
+        "from the record, not already_present"
+    );
+    assert_eq!(again.path, result.path);
+    assert_eq!(service.metric("gha_unpacker_unpacks_total{").await, 1.0);
 
     // The CI step's command, over NATS and over HTTP.
     let token_file = dir.path().join("token");
