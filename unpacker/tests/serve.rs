@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,10 +15,11 @@ use gha_proto::v1::{UnpackRequest, UnpackResult, UnpackStatus};
 use gha_proto::{Contract, Envelope, subjects};
 use gha_runtime::nats::NatsArgs;
 use gha_testkit::{NatsServer, eventually};
-use gha_unpacker::image::Platform;
+use gha_unpacker::image::{Descriptor, Platform};
 use gha_unpacker::publish::cvmfs::CvmfsConfig;
 use gha_unpacker::serve::{PublisherConfig, ServeConfig, serve_on};
-use gha_unpacker::service::{Defaults, default_opener};
+use gha_unpacker::service::{Defaults, Opener, default_opener};
+use gha_unpacker::source::{Fetched, ImageSource, SourceError};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use support::{Corrupt, Layer, write_layout};
@@ -57,6 +59,7 @@ struct Running {
 }
 
 struct Setup {
+    opener: Opener,
     publisher: PublisherConfig,
     state_dir: PathBuf,
     nats: Option<String>,
@@ -66,6 +69,7 @@ struct Setup {
 impl Setup {
     fn dir(root: &Path) -> Self {
         Self {
+            opener: default_opener(),
             publisher: PublisherConfig::Dir {
                 root: root.join("images"),
             },
@@ -111,7 +115,7 @@ impl Setup {
             api,
             Some(admin),
             config,
-            default_opener(),
+            self.opener,
             shutdown.clone(),
         ));
         Running {
@@ -581,4 +585,151 @@ async fn nats_requests_get_results_and_the_request_command_prints_the_path() {
     assert!(failed.stdout.is_empty());
     assert!(String::from_utf8_lossy(&failed.stderr).contains("404"));
     service.stop().await;
+}
+
+/// Closed until opened; blocking threads wait at it.
+#[derive(Default)]
+struct Gate {
+    open: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+impl Gate {
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    fn wait(&self) {
+        let open = self.open.lock().unwrap();
+        drop(self.opened.wait_while(open, |open| !*open).unwrap());
+    }
+}
+
+/// A source whose layer reads wait at `gate`: an unpack that is under way
+/// until the test opens it.
+struct Gated {
+    inner: Box<dyn ImageSource>,
+    gate: Arc<Gate>,
+}
+
+struct GatedRead {
+    inner: Box<dyn Read + Send>,
+    gate: Arc<Gate>,
+}
+
+impl Read for GatedRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.gate.wait();
+        self.inner.read(buf)
+    }
+}
+
+impl ImageSource for Gated {
+    fn root(&self) -> Result<Fetched, SourceError> {
+        self.inner.root()
+    }
+
+    fn manifest(&self, descriptor: &Descriptor) -> Result<Fetched, SourceError> {
+        self.inner.manifest(descriptor)
+    }
+
+    fn blob(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + Send>, SourceError> {
+        let inner = self.inner.blob(descriptor)?;
+        if !descriptor.media_type.contains("layer") {
+            return Ok(inner);
+        }
+        Ok(Box::new(GatedRead {
+            inner,
+            gate: self.gate.clone(),
+        }))
+    }
+}
+
+/// Starts an unpack of a gated image, shuts the service down while it is
+/// under way, then lets the reads go on; returns the answer.
+async fn interrupted(
+    dir: &Path,
+    publisher: PublisherConfig,
+    opened: impl Fn() -> bool,
+) -> (u16, Value) {
+    let source = layout(dir, "interrupted", 1 << 20, Corrupt::Nothing);
+    let gate = Arc::new(Gate::default());
+    let mut setup = Setup::dir(dir);
+    setup.publisher = publisher;
+    let opener_gate = gate.clone();
+    setup.opener = Arc::new(move |reference| {
+        Ok(Box::new(Gated {
+            inner: gha_unpacker::source::open_source(reference)?,
+            gate: opener_gate.clone(),
+        }) as Box<dyn ImageSource>)
+    });
+    let service = Arc::new(setup.start().await);
+    let request = {
+        let service = service.clone();
+        tokio::spawn(async move { service.post(json!({"source": source})).await })
+    };
+    eventually("the unpack to start", DEADLINE, || async {
+        opened().then_some(())
+    })
+    .await
+    .unwrap();
+    service.shutdown.cancel();
+    gate.open();
+    let answer = request.await.unwrap();
+    Arc::into_inner(service).unwrap().stop().await;
+    answer
+}
+
+#[tokio::test]
+async fn shutdown_during_an_unpack_aborts_the_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    let (status, body) = interrupted(
+        dir.path(),
+        PublisherConfig::Cvmfs(stand_in(dir.path())),
+        || !calls(&root).is_empty(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (503, Some("shutting_down")),
+        "{body}"
+    );
+    assert_eq!(
+        calls(dir.path()),
+        vec!["transaction images.test => 0", "abort -f images.test => 0"]
+    );
+    let images = dir.path().join("cvmfs/images.test/ci/.images");
+    assert_eq!(
+        std::fs::read_dir(&images).map(|d| d.count()).unwrap_or(0),
+        0
+    );
+}
+
+#[tokio::test]
+async fn shutdown_stops_an_unpack_under_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images/.images");
+    let watched = images.clone();
+    // The dir publisher would rename a finished tree into place: the unpack
+    // itself must stop.
+    let (status, body) = interrupted(
+        dir.path(),
+        PublisherConfig::Dir {
+            root: dir.path().join("images"),
+        },
+        || std::fs::read_dir(&watched).is_ok_and(|mut d| d.next().is_some()),
+    )
+    .await;
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (503, Some("shutting_down")),
+        "{body}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&images).unwrap().count(),
+        0,
+        "nothing published, no temp dir"
+    );
 }

@@ -17,6 +17,7 @@
 //! image, and serialise among themselves where their backend needs it.
 
 pub mod batch;
+pub mod cancel;
 pub mod cvmfs;
 pub mod dir;
 pub mod tag;
@@ -25,11 +26,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::image::Digest;
 use crate::source::ImageSource;
 use crate::unpack::{self, ResolvedImage, UnpackError, UnpackOptions, UnpackReport};
 
 pub use tag::{BadTag, TagName};
+
+use cancel::Cancellable;
 
 /// Directory of the images under a publisher's root.
 pub const IMAGES_DIR: &str = ".images";
@@ -47,20 +52,52 @@ pub trait Content: Send + Sync {
     fn write_tar(&self, out: &mut dyn Write) -> Result<UnpackReport, UnpackError>;
 }
 
-/// An image from a source, flattened by [`crate::unpack`].
+/// An image from a source, flattened by [`crate::unpack`]; it stops (with
+/// [`UnpackError::Cancelled`]) when `shutdown` is cancelled.
 pub struct ImageContent {
-    pub source: Arc<dyn ImageSource>,
-    pub image: ResolvedImage,
-    pub options: UnpackOptions,
+    source: Cancellable,
+    image: ResolvedImage,
+    options: UnpackOptions,
+}
+
+impl ImageContent {
+    pub fn new(
+        source: Arc<dyn ImageSource>,
+        image: ResolvedImage,
+        options: UnpackOptions,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            source: Cancellable {
+                inner: source,
+                shutdown,
+            },
+            image,
+            options,
+        }
+    }
+
+    /// A failure caused by shutdown is reported as such.
+    fn outcome(
+        &self,
+        result: Result<UnpackReport, UnpackError>,
+    ) -> Result<UnpackReport, UnpackError> {
+        match result {
+            Err(_) if self.source.shutdown.is_cancelled() => Err(UnpackError::Cancelled),
+            other => other,
+        }
+    }
 }
 
 impl Content for ImageContent {
     fn write_dir(&self, dest: &Path) -> Result<UnpackReport, UnpackError> {
-        unpack::unpack_to_dir(self.source.as_ref(), &self.image, dest, &self.options)
+        let result = unpack::unpack_to_dir(&self.source, &self.image, dest, &self.options);
+        self.outcome(result)
     }
 
     fn write_tar(&self, out: &mut dyn Write) -> Result<UnpackReport, UnpackError> {
-        unpack::unpack_to_tar(self.source.as_ref(), &self.image, out, &self.options)
+        let result = unpack::unpack_to_tar(&self.source, &self.image, out, &self.options);
+        self.outcome(result)
     }
 }
 

@@ -311,11 +311,12 @@ impl Service {
         PublishJob {
             digest: prepared.digest.clone(),
             tag: prepared.tag.clone(),
-            content: Arc::new(ImageContent {
-                source: prepared.opened.clone(),
-                image: prepared.image.clone(),
-                options: prepared.options.clone(),
-            }),
+            content: Arc::new(ImageContent::new(
+                prepared.opened.clone(),
+                prepared.image.clone(),
+                prepared.options.clone(),
+                self.shutdown.clone(),
+            )),
         }
     }
 
