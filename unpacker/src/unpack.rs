@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::apptainer;
 use crate::flatten::plan::Tree;
+use crate::flatten::spool::{self, Spool};
 use crate::flatten::{self, Counters, LayerRefs, write_dir, write_tar};
 use crate::image::{Digest, ImageConfig, Manifest, Platform};
 use crate::source::{ImageSource, SourceError};
@@ -118,22 +119,19 @@ pub fn unpack_to_dir(
             detail: "already exists".into(),
         });
     }
-    let staging = Staging::create(dest)?;
+    let staging = Staging::create(dest, "unpacking")?;
+    let spool_dir = Staging::create(dest, "spool")?;
     let layers = layer_refs(source, image);
     let counters = &options.progress;
-    let tree = flatten::plan(&layers, options.parallel_layers, counters)?;
+    let spool = Spool::new(&spool_dir.path, counters);
+    let tree = flatten::plan(&layers, options.parallel_layers, counters, Some(&spool))?;
     let tree = finish_tree(tree, image, options);
-    write_dir::write(
-        &layers,
-        &tree,
-        &staging.path,
-        options.parallel_layers,
-        counters,
-    )?;
+    write_dir::write(&tree, &staging.path, &spool, counters, options.apptainer)?;
     if options.apptainer {
         apptainer::write_extras(&staging.path, &image.config)?;
     }
     staging.publish(dest)?;
+    drop(spool_dir);
     Ok(report(image, counters, started))
 }
 
@@ -148,7 +146,7 @@ pub fn unpack_to_tar(
     let started = Instant::now();
     let layers = layer_refs(source, image);
     let counters = &options.progress;
-    let tree = flatten::plan(&layers, options.parallel_layers, counters)?;
+    let tree = flatten::plan(&layers, options.parallel_layers, counters, None)?;
     let tree = finish_tree(tree, image, options);
     write_tar::write(&layers, &tree, out, counters, |builder| {
         if options.apptainer {
@@ -185,15 +183,16 @@ fn report(image: &ResolvedImage, counters: &Counters, started: Instant) -> Unpac
     }
 }
 
-/// A directory beside the destination that becomes it by a rename at the
-/// end, and is removed if dropped before that.
+/// A directory beside the destination, removed when dropped unless it was
+/// published as the destination (by a rename, at the end).
 struct Staging {
     path: PathBuf,
     published: bool,
 }
 
 impl Staging {
-    fn create(dest: &Path) -> Result<Self, UnpackError> {
+    /// `.<dest name>.<purpose>-<pid>-<nanos>` beside `dest`.
+    fn create(dest: &Path, purpose: &str) -> Result<Self, UnpackError> {
         let name = dest.file_name().ok_or_else(|| UnpackError::Invalid {
             what: dest.display().to_string(),
             detail: "not a directory name".into(),
@@ -203,7 +202,7 @@ impl Staging {
             .map_or(0, |d| d.subsec_nanos());
         let mut staging_name = std::ffi::OsString::from(".");
         staging_name.push(name);
-        staging_name.push(format!(".unpacking-{}-{nanos}", std::process::id()));
+        staging_name.push(format!(".{purpose}-{}-{nanos}", std::process::id()));
         let path = dest.with_file_name(staging_name);
         std::fs::DirBuilder::new()
             .mode(0o700)
@@ -212,6 +211,14 @@ impl Staging {
                 what: format!("creating {}", path.display()),
                 source,
             })?;
+        // Clear a setgid bit inherited from the parent: files made inside
+        // must belong to the caller's group (see write_dir::write_file).
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).map_err(
+            |source| UnpackError::Io {
+                what: format!("chmod {}", path.display()),
+                source,
+            },
+        )?;
         Ok(Self {
             path,
             published: false,
@@ -238,28 +245,9 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.published
-            && let Err(err) = remove_tree(&self.path)
+            && let Err(err) = spool::remove_tree(&self.path)
         {
             tracing::warn!(path = %self.path.display(), %err, "could not remove a failed unpack");
         }
     }
-}
-
-/// `remove_dir_all`, after making directories writable when the first try
-/// fails (an image's read-only directories, when not running as root).
-fn remove_tree(path: &Path) -> std::io::Result<()> {
-    if std::fs::remove_dir_all(path).is_ok() {
-        return Ok(());
-    }
-    let mut stack = vec![path.to_owned()];
-    while let Some(dir) = stack.pop() {
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                stack.push(entry.path());
-            }
-        }
-    }
-    std::fs::remove_dir_all(path)
 }

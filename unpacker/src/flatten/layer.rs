@@ -14,7 +14,9 @@ use crate::source::ImageSource;
 use crate::unpack::UnpackError;
 use crate::verify::{Mismatch, VerifyingReader};
 
-use super::entry::{Entry, Parsed, from_tar};
+use super::entry::{Entry, Kind, Parsed, from_tar};
+use super::pipe;
+use super::spool::Spool;
 
 /// Counts bytes as they pass (for progress and reports).
 struct Counting<'a, R> {
@@ -128,15 +130,17 @@ pub struct Scanned {
     pub skipped: Vec<(String, String)>,
 }
 
-/// First pass over layer `layer`: its headers, verified.
+/// First pass over layer `layer`: its headers, verified; with a `spool`,
+/// every regular file's content is written there as it passes.
 pub fn scan(
     source: &dyn ImageSource,
     descriptor: &Descriptor,
     layer: usize,
     diff_id: &Digest,
     counter: &AtomicU64,
+    spool: Option<&Spool<'_>>,
 ) -> Result<Scanned, UnpackError> {
-    scan_headers(source, descriptor, layer, diff_id, counter)
+    scan_headers(source, descriptor, layer, diff_id, counter, spool)
         .map_err(|err| blame_blob(source, descriptor, layer, err))
 }
 
@@ -176,33 +180,70 @@ fn scan_headers(
     layer: usize,
     diff_id: &Digest,
     counter: &AtomicU64,
+    spool: Option<&Spool<'_>>,
 ) -> Result<Scanned, UnpackError> {
-    let mut stream = Stream::open(source, descriptor, layer, diff_id, counter)?;
+    let raw = source.blob(descriptor)?;
+    let compressed = VerifyingReader::new(
+        Counting {
+            inner: raw,
+            counter,
+        },
+        descriptor.digest.clone(),
+        Some(descriptor.size),
+        format!("layer {layer} blob"),
+    );
+    let decoded = decode(compressed).map_err(|err| layer_error(layer, err))?;
+    std::thread::scope(|scope| {
+        // Inflating (and the compressed digest) on one core, the tar, the
+        // diff_id and the files on another.
+        let inflated = pipe::spawn(scope, decoded, |decoded| {
+            io::copy(&mut decoded.into_inner(), &mut io::sink()).map(drop)
+        });
+        let mut tar = VerifyingReader::new(
+            inflated,
+            diff_id.clone(),
+            None,
+            format!("layer {layer} diff_id"),
+        );
+        let scanned = read_entries(&mut tar, layer, spool)?;
+        io::copy(&mut tar, &mut io::sink()).map_err(|err| layer_error(layer, err))?;
+        Ok(scanned)
+    })
+}
+
+fn read_entries(
+    tar: &mut dyn Read,
+    layer: usize,
+    spool: Option<&Spool<'_>>,
+) -> Result<Scanned, UnpackError> {
     let mut scanned = Scanned {
         entries: Vec::new(),
         skipped: Vec::new(),
     };
-    {
-        let mut archive = stream.archive();
-        let entries = archive.entries().map_err(|err| layer_error(layer, err))?;
-        for (index, entry) in entries.enumerate() {
-            let entry = entry.map_err(|err| layer_error(layer, err))?;
-            match from_tar(&entry) {
-                Ok(Parsed::Entry(parsed)) => scanned.entries.push((index, parsed)),
-                Ok(Parsed::Skipped(kind)) => scanned.skipped.push((
-                    String::from_utf8_lossy(&entry.path_bytes()).into_owned(),
-                    kind,
-                )),
-                Err(bad) => {
-                    return Err(UnpackError::UnsafePath {
-                        layer,
-                        path: bad.path,
-                        why: bad.why.to_owned(),
-                    });
+    let mut buffer = Vec::new();
+    let mut archive = tar::Archive::new(tar);
+    let entries = archive.entries().map_err(|err| layer_error(layer, err))?;
+    for (index, entry) in entries.enumerate() {
+        let mut entry = entry.map_err(|err| layer_error(layer, err))?;
+        match from_tar(&entry) {
+            Ok(Parsed::Entry(parsed)) => {
+                if let (Some(spool), Kind::File { .. }) = (spool, &parsed.kind) {
+                    spool.write(layer, index, &mut entry, parsed.meta, &mut buffer)?;
                 }
+                scanned.entries.push((index, parsed));
+            }
+            Ok(Parsed::Skipped(kind)) => scanned.skipped.push((
+                String::from_utf8_lossy(&entry.path_bytes()).into_owned(),
+                kind,
+            )),
+            Err(bad) => {
+                return Err(UnpackError::UnsafePath {
+                    layer,
+                    path: bad.path,
+                    why: bad.why.to_owned(),
+                });
             }
         }
     }
-    stream.finish()?;
     Ok(scanned)
 }

@@ -1,15 +1,23 @@
-//! Flattening layers into one tree, in two passes over the layers.
+//! Flattening layers into one tree.
 //!
-//! 1. [`plan`]: every layer's headers are read in parallel (both digests
-//!    checked), then applied in order to an in-memory [`plan::Plan`].
-//! 2. A writer ([`write_dir`] or [`write_tar`]) reads the layers again and
-//!    writes only the entries that survive, each file's bytes once.
+//! [`plan`] reads every layer in parallel (both digests checked) and
+//! applies the headers in order to an in-memory [`plan::Plan`]: the final
+//! tree. Then:
+//!
+//! - into a directory: the first pass also wrote each regular file's
+//!   content to a spool as it streamed past ([`spool`]), so [`write_dir`]
+//!   only creates directories and links and renames the surviving files
+//!   into place: one inflate per layer, every layer at once;
+//! - into a tar stream: [`write_tar`] reads the layers a second time and
+//!   copies only the surviving entries into the output.
 //!
 //! Memory holds headers, never file contents: a layer is streamed.
 
 pub mod entry;
 pub mod layer;
+mod pipe;
 pub mod plan;
+pub mod spool;
 pub mod write_dir;
 pub mod write_tar;
 
@@ -106,11 +114,13 @@ pub(crate) fn parallel_map<T: Send>(
         .collect())
 }
 
-/// First pass: the final tree of `layers`, every digest verified.
+/// First pass: the final tree of `layers`, every digest verified; with a
+/// `spool`, every regular file's content is written there on the way.
 pub fn plan(
     layers: &LayerRefs<'_>,
     parallel: usize,
     counters: &Counters,
+    spool: Option<&spool::Spool<'_>>,
 ) -> Result<Tree, UnpackError> {
     let scanned: Vec<Scanned> = parallel_map(layers.descriptors.len(), parallel, |layer| {
         scan(
@@ -119,6 +129,7 @@ pub fn plan(
             layer,
             &layers.diff_ids[layer],
             &counters.bytes_read,
+            spool,
         )
     })?;
     let mut plan = Plan::default();

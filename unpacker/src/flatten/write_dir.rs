@@ -1,35 +1,34 @@
-//! Second pass into a directory: the planned tree written with each
-//! surviving file's bytes copied once, layers read in parallel.
-//!
-//! Directories are created first (owner-writable), then links, FIFOs and
-//! devices, then file contents layer by layer, and last the directories'
-//! own metadata, deepest first, so that writing their contents cannot
+//! The planned tree into a directory: directories first (owner-writable),
+//! then symlinks, FIFOs and devices, then each surviving file renamed in
+//! from the spool (see `spool`) with its hard links, and last the
+//! directories' own metadata, deepest first, so that filling them cannot
 //! change it. No path here crosses a symlink: the plan resolved them all.
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::sync::atomic::Ordering;
 
 use filetime::FileTime;
 use rustix::fs::{FileType, Gid, Mode, Uid};
 
+use super::Counters;
 use super::entry::{Kind, Meta};
-use super::layer::layer_error;
 use super::plan::{FinalInode, Tree};
-use super::{Counters, LayerRefs, parallel_map};
+use super::spool::Spool;
 use crate::unpack::UnpackError;
 
-/// Copy buffer per worker: large reads keep the inflater's calls few.
-const COPY_BUFFER: usize = 1024 * 1024;
-
-/// Writes `tree` under `root` (an existing, empty directory).
+/// Writes `tree` under `root` (an existing, empty directory), taking file
+/// contents from `spool`, where the first pass put them. `modes_changed`:
+/// the tree's file modes differ from the layers' (`--apptainer`), so the
+/// spooled files need theirs set again.
 pub fn write(
-    layers: &LayerRefs<'_>,
     tree: &Tree,
     root: &Path,
-    parallel: usize,
+    spool: &Spool<'_>,
     counters: &Counters,
+    modes_changed: bool,
 ) -> Result<(), UnpackError> {
     let owner = Owner::current();
     let mut builder = fs::DirBuilder::new();
@@ -45,7 +44,7 @@ pub fn write(
     {
         write_special(root, file, owner, counters)?;
     }
-    write_contents(layers, tree, root, parallel, owner, counters)?;
+    place_contents(tree, root, spool, counters, modes_changed)?;
     for dir in tree.dirs.iter().rev() {
         let path = root.join(&dir.path);
         let meta = if dir.implicit {
@@ -63,14 +62,24 @@ pub fn write(
 
 /// Whether ownership from the layers can be kept.
 #[derive(Clone, Copy)]
-struct Owner {
+pub(crate) struct Owner {
     root: bool,
+    /// The process umask: modes it would change need an explicit chmod.
+    umask: u32,
 }
 
 impl Owner {
-    fn current() -> Self {
+    pub(crate) fn current() -> Self {
+        let umask = fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+                u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+            })
+            .unwrap_or(0o777);
         Self {
             root: rustix::process::geteuid().is_root(),
+            umask,
         }
     }
 }
@@ -142,7 +151,7 @@ fn write_special(
         }
         Kind::File { .. } | Kind::Dir | Kind::HardLink { .. } => unreachable!("not special"),
     }
-    counters.file_written(0);
+    counters.files_written.fetch_add(1, Ordering::Relaxed);
     link_others(root, file)
 }
 
@@ -155,79 +164,33 @@ fn link_others(root: &Path, file: &FinalInode) -> Result<(), UnpackError> {
     Ok(())
 }
 
-fn write_contents(
-    layers: &LayerRefs<'_>,
+/// Renames each surviving file from the spool to its first name and
+/// links the others.
+fn place_contents(
     tree: &Tree,
     root: &Path,
-    parallel: usize,
-    owner: Owner,
+    spool: &Spool<'_>,
     counters: &Counters,
+    modes_changed: bool,
 ) -> Result<(), UnpackError> {
-    let wanted = tree.data_by_layer(layers.descriptors.len());
-    let todo: Vec<usize> = (0..wanted.len())
-        .filter(|&l| !wanted[l].is_empty())
-        .collect();
-    parallel_map(todo.len(), parallel, |i| {
-        let layer = todo[i];
-        let mut buffer = vec![0; COPY_BUFFER];
-        write_layer(
-            layers,
-            layer,
-            &wanted[layer],
-            root,
-            owner,
-            counters,
-            &mut buffer,
-        )
-    })?;
+    for file in &tree.files {
+        if !matches!(file.inode.kind, Kind::File { .. }) {
+            continue;
+        }
+        let from = spool.path(file.inode.layer, file.inode.entry);
+        let to = root.join(&file.names[0]);
+        fs::rename(&from, &to).map_err(|err| io_error(&to, err))?;
+        if modes_changed {
+            fs::set_permissions(&to, Permissions::from_mode(file.inode.meta.mode))
+                .map_err(|err| io_error(&to, err))?;
+        }
+        counters.files_written.fetch_add(1, Ordering::Relaxed);
+        link_others(root, file)?;
+    }
     Ok(())
 }
 
-fn write_layer(
-    layers: &LayerRefs<'_>,
-    layer: usize,
-    wanted: &std::collections::HashMap<usize, &FinalInode>,
-    root: &Path,
-    owner: Owner,
-    counters: &Counters,
-    buffer: &mut [u8],
-) -> Result<(), UnpackError> {
-    let mut stream = layers.open(layer, &counters.bytes_reread)?;
-    let mut remaining = wanted.len();
-    {
-        let mut archive = stream.archive();
-        let entries = archive.entries().map_err(|err| layer_error(layer, err))?;
-        for (index, entry) in entries.enumerate() {
-            let mut entry = entry.map_err(|err| layer_error(layer, err))?;
-            let Some(file) = wanted.get(&index) else {
-                continue;
-            };
-            let path = root.join(&file.names[0]);
-            let size =
-                write_file(&path, &mut entry, file.inode.meta, owner, buffer).map_err(|err| {
-                    match err.get_ref().map(|e| e.is::<crate::verify::Mismatch>()) {
-                        Some(true) => layer_error(layer, err),
-                        _ => io_error(&path, err),
-                    }
-                })?;
-            counters.file_written(size);
-            link_others(root, file)?;
-            remaining -= 1;
-            if remaining == 0 {
-                break;
-            }
-        }
-    }
-    if remaining != 0 {
-        return Err(UnpackError::Invalid {
-            what: format!("layer {layer}"),
-            detail: "changed between the two passes".into(),
-        });
-    }
-    stream.finish_compressed()
-}
-
-fn write_file(
+pub(crate) fn write_file(
     path: &Path,
     data: &mut impl Read,
     meta: Meta,
@@ -237,7 +200,7 @@ fn write_file(
     let mut file: File = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(meta.mode & 0o777)
         .open(path)?;
     let mut written = 0;
     loop {
@@ -250,11 +213,15 @@ fn write_file(
         file.write_all(&buffer[..n])?;
         written += n as u64;
     }
-    if owner.root {
-        let (uid, gid) = ids(meta);
+    // A new file is the caller's already; as root, root's (the spool is
+    // not setgid: `Staging` sets its mode to exactly 0700).
+    let (uid, gid) = ids(meta);
+    if owner.root && (uid, gid) != (0, 0) {
         rustix::fs::fchown(&file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
     }
-    file.set_permissions(Permissions::from_mode(meta.mode))?;
+    if meta.mode & 0o7000 != 0 || meta.mode & owner.umask & 0o777 != 0 {
+        file.set_permissions(Permissions::from_mode(meta.mode))?;
+    }
     let time = FileTime::from_unix_time(meta.mtime, 0);
     filetime::set_file_handle_times(&file, Some(time), Some(time))?;
     Ok(written)
