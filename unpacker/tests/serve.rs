@@ -733,3 +733,85 @@ async fn shutdown_stops_an_unpack_under_way() {
         "nothing published, no temp dir"
     );
 }
+
+#[tokio::test]
+async fn the_binary_serves_from_its_flags_and_stops_cleanly_on_sigterm() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let bin = env!("CARGO_BIN_EXE_gha-unpacker");
+    let dir = tempfile::tempdir().unwrap();
+    let source = layout(dir.path(), "binary", 1024, Corrupt::Nothing);
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let token_file = token_file.to_str().unwrap();
+    let mut child = tokio::process::Command::new(bin)
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--no-nats",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--token-file", token_file])
+        .arg("--publish")
+        .arg(format!("dir:{}", dir.path().join("images").display()))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = tokio::time::timeout(DEADLINE, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let event: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if event["message"] == "HTTP API" {
+                return event["addr"].as_str().unwrap().to_owned();
+            }
+        }
+        panic!("serve exited before listening");
+    })
+    .await
+    .unwrap();
+    // Keep draining the log so the service never blocks on it.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    // Without --wait: the path the image will have, at once.
+    let url = format!("http://{addr}");
+    let output = tokio::process::Command::new(bin)
+        .args([
+            "request",
+            &source,
+            "--url",
+            &url,
+            "--token-file",
+            token_file,
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let path = PathBuf::from(String::from_utf8(output.stdout).unwrap().trim_end());
+    assert!(
+        path.starts_with(dir.path().join("images/.images")),
+        "{}",
+        path.display()
+    );
+    eventually("the image to be published", DEADLINE, || async {
+        path.join("etc/added").is_file().then_some(())
+    })
+    .await
+    .unwrap();
+
+    let pid = rustix::process::Pid::from_raw(child.id().unwrap() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
