@@ -106,6 +106,10 @@ pub struct Service {
     permits: Arc<Semaphore>,
     /// Unpacks under way, by digest: later requests wait for them.
     flights: Mutex<HashMap<Digest, Flight>>,
+    /// Held for writing while images are chosen for removal and removed,
+    /// for reading while a request renews an image or starts its flight:
+    /// an image renewed meanwhile is never removed.
+    removing: tokio::sync::RwLock<()>,
     /// Request ids answered later (HTTP `wait=false`), not finished yet.
     pending: Mutex<HashSet<String>>,
     metrics: UnpackerMetrics,
@@ -140,6 +144,7 @@ impl Service {
             defaults,
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             flights: Mutex::new(HashMap::new()),
+            removing: tokio::sync::RwLock::new(()),
             pending: Mutex::new(HashSet::new()),
             metrics,
             shutdown,
@@ -216,10 +221,13 @@ impl Service {
     /// Publishes the prepared image, or renews it when it is there.
     pub async fn complete(self: &Arc<Self>, prepared: Prepared) -> Result<Outcome, RequestError> {
         loop {
-            if let Some(outcome) = self.renew_present(&prepared).await? {
-                return Ok(outcome);
-            }
-            let (flight, leader) = self.join_flight(&prepared);
+            let (flight, leader) = {
+                let _not_removing = self.removing.read().await;
+                if let Some(outcome) = self.renew_present(&prepared).await? {
+                    return Ok(outcome);
+                }
+                self.join_flight(&prepared)
+            };
             let shared = wait(flight).await?;
             if leader {
                 return Ok(shared);

@@ -27,6 +27,7 @@ fn jittered(interval: Duration) -> Duration {
 impl Service {
     /// Removes the image `digest`; `false` when there was none.
     pub async fn delete(&self, digest: &Digest) -> Result<bool, RequestError> {
+        let _removing = self.removing.write().await;
         if self.store.image(digest).is_none() && !self.publisher.contains(digest) {
             return Ok(false);
         }
@@ -41,6 +42,7 @@ impl Service {
 
     /// Removes every image whose TTL ran out by `now_ms`; returns how many.
     pub async fn sweep(&self, now_ms: i64) -> Result<usize, RequestError> {
+        let _removing = self.removing.write().await;
         let in_flight = self.in_flight();
         let expired: Vec<Digest> = self
             .store
@@ -58,7 +60,8 @@ impl Service {
         Ok(count)
     }
 
-    /// Removes `digests` in one publisher call, then their records.
+    /// Removes `digests` in one publisher call, then their records (the
+    /// caller holds `removing`).
     async fn remove(&self, digests: Vec<Digest>, reason: &str) -> Result<(), RequestError> {
         let publisher = self.publisher.clone();
         let removing = digests.clone();
