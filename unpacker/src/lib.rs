@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs the command `config` describes until it finishes or `shutdown` is
 /// cancelled.
-pub async fn run(config: Config, _shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     match config {
         Config::Unpack {
             source,
@@ -35,6 +35,7 @@ pub async fn run(config: Config, _shutdown: CancellationToken) -> anyhow::Result
             let options = unpack::UnpackOptions {
                 platform,
                 apptainer,
+                cancel: shutdown.child_token(),
                 ..Default::default()
             };
             tokio::task::spawn_blocking(move || oneshot::unpack(&source, &dest, &options)).await?

@@ -132,3 +132,24 @@ fn apptainer_mode_opens_permissions_and_adds_metadata() {
     );
     assert!(names.iter().any(|n| n == "proc/"), "{names:?}");
 }
+
+#[test]
+fn a_cancelled_unpack_stops_and_leaves_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let layout = write_layout(&work.path().join("layout"), "t", layers(), Corrupt::Nothing);
+    let opened = open_source(&source(&layout)).unwrap();
+    let options = UnpackOptions::default();
+    let image = resolve(opened.as_ref(), &options).unwrap();
+    options.cancel.cancel();
+    let dest = work.path().join("rootfs");
+    let error = unpack_to_dir(opened.as_ref(), &image, &dest, &options).unwrap_err();
+    assert!(
+        matches!(error, gha_unpacker::unpack::UnpackError::Cancelled),
+        "{error}"
+    );
+    let left: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["layout"], "no destination, staging or spool left");
+}

@@ -8,6 +8,8 @@
 use std::io::{self, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::compression::{Decoded, decode};
 use crate::image::{Descriptor, Digest};
 use crate::source::ImageSource;
@@ -139,8 +141,9 @@ pub fn scan(
     diff_id: &Digest,
     counter: &AtomicU64,
     spool: Option<&Spool<'_>>,
+    cancel: &CancellationToken,
 ) -> Result<Scanned, UnpackError> {
-    scan_headers(source, descriptor, layer, diff_id, counter, spool)
+    scan_headers(source, descriptor, layer, diff_id, counter, spool, cancel)
         .map_err(|err| blame_blob(source, descriptor, layer, err))
 }
 
@@ -181,6 +184,7 @@ fn scan_headers(
     diff_id: &Digest,
     counter: &AtomicU64,
     spool: Option<&Spool<'_>>,
+    cancel: &CancellationToken,
 ) -> Result<Scanned, UnpackError> {
     let raw = source.blob(descriptor)?;
     let compressed = VerifyingReader::new(
@@ -205,7 +209,7 @@ fn scan_headers(
             None,
             format!("layer {layer} diff_id"),
         );
-        let scanned = read_entries(&mut tar, layer, spool)?;
+        let scanned = read_entries(&mut tar, layer, spool, cancel)?;
         io::copy(&mut tar, &mut io::sink()).map_err(|err| layer_error(layer, err))?;
         Ok(scanned)
     })
@@ -215,6 +219,7 @@ fn read_entries(
     tar: &mut dyn Read,
     layer: usize,
     spool: Option<&Spool<'_>>,
+    cancel: &CancellationToken,
 ) -> Result<Scanned, UnpackError> {
     let mut scanned = Scanned {
         entries: Vec::new(),
@@ -224,6 +229,9 @@ fn read_entries(
     let mut archive = tar::Archive::new(tar);
     let entries = archive.entries().map_err(|err| layer_error(layer, err))?;
     for (index, entry) in entries.enumerate() {
+        if cancel.is_cancelled() {
+            return Err(UnpackError::Cancelled);
+        }
         let mut entry = entry.map_err(|err| layer_error(layer, err))?;
         match from_tar(&entry) {
             Ok(Parsed::Entry(parsed)) => {

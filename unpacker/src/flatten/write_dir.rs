@@ -17,19 +17,19 @@ use super::Counters;
 use super::entry::{Kind, Meta};
 use super::plan::{FinalInode, Tree};
 use super::spool::Spool;
-use crate::unpack::UnpackError;
+use crate::unpack::{UnpackError, UnpackOptions};
 
 /// Writes `tree` under `root` (an existing, empty directory), taking file
-/// contents from `spool`, where the first pass put them. `modes_changed`:
-/// the tree's file modes differ from the layers' (`--apptainer`), so the
-/// spooled files need theirs set again.
+/// contents from `spool`, where the first pass put them. With
+/// `--apptainer` the tree's file modes differ from the layers', so the
+/// spooled files get theirs set again.
 pub fn write(
     tree: &Tree,
     root: &Path,
     spool: &Spool<'_>,
-    counters: &Counters,
-    modes_changed: bool,
+    options: &UnpackOptions,
 ) -> Result<(), UnpackError> {
+    let counters = &options.progress;
     let owner = Owner::current();
     let mut builder = fs::DirBuilder::new();
     builder.mode(0o700);
@@ -44,7 +44,7 @@ pub fn write(
     {
         write_special(root, file, owner, counters)?;
     }
-    place_contents(tree, root, spool, counters, modes_changed)?;
+    place_contents(tree, root, spool, options)?;
     for dir in tree.dirs.iter().rev() {
         let path = root.join(&dir.path);
         let meta = if dir.implicit {
@@ -170,21 +170,26 @@ fn place_contents(
     tree: &Tree,
     root: &Path,
     spool: &Spool<'_>,
-    counters: &Counters,
-    modes_changed: bool,
+    options: &UnpackOptions,
 ) -> Result<(), UnpackError> {
     for file in &tree.files {
+        if options.cancel.is_cancelled() {
+            return Err(UnpackError::Cancelled);
+        }
         if !matches!(file.inode.kind, Kind::File { .. }) {
             continue;
         }
         let from = spool.path(file.inode.layer, file.inode.entry);
         let to = root.join(&file.names[0]);
         fs::rename(&from, &to).map_err(|err| io_error(&to, err))?;
-        if modes_changed {
+        if options.apptainer {
             fs::set_permissions(&to, Permissions::from_mode(file.inode.meta.mode))
                 .map_err(|err| io_error(&to, err))?;
         }
-        counters.files_written.fetch_add(1, Ordering::Relaxed);
+        options
+            .progress
+            .files_written
+            .fetch_add(1, Ordering::Relaxed);
         link_others(root, file)?;
     }
     Ok(())

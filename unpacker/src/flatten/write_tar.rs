@@ -7,20 +7,21 @@ use std::io::{self, Write};
 
 use tar::{EntryType, Header};
 
+use super::LayerRefs;
 use super::entry::{Kind, Meta};
 use super::layer::layer_error;
 use super::plan::{FinalInode, Tree};
-use super::{Counters, LayerRefs};
-use crate::unpack::UnpackError;
+use crate::unpack::{UnpackError, UnpackOptions};
 
 /// Writes `tree` as a tar to `out`.
 pub fn write(
     layers: &LayerRefs<'_>,
     tree: &Tree,
     out: &mut dyn Write,
-    counters: &Counters,
+    options: &UnpackOptions,
     extras: impl FnOnce(&mut tar::Builder<&mut dyn Write>) -> io::Result<()>,
 ) -> Result<(), UnpackError> {
+    let counters = &options.progress;
     let mut builder = tar::Builder::new(out);
     let io = |err: io::Error| UnpackError::Io {
         what: "tar output".into(),
@@ -81,6 +82,9 @@ pub fn write(
             let mut archive = stream.archive();
             let entries = archive.entries().map_err(|err| layer_error(layer, err))?;
             for (index, entry) in entries.enumerate() {
+                if options.cancel.is_cancelled() {
+                    return Err(UnpackError::Cancelled);
+                }
                 let entry = entry.map_err(|err| layer_error(layer, err))?;
                 let Some(file) = wanted.get(&index) else {
                     continue;
