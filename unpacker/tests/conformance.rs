@@ -177,6 +177,27 @@ fn permissions_ownership_and_special_bits_are_kept() {
 }
 
 #[test]
+fn pax_long_names_and_device_nodes() {
+    let dir = "p".repeat(120);
+    let long = format!("{dir}/{}", "q".repeat(130));
+    let (_work, root) = same_as_umoci(vec![
+        Layer::new()
+            .dir(&dir)
+            .pax_entry(&long, None, "pax content")
+            .pax_entry(
+                &format!("{dir}/link-{}", "r".repeat(100)),
+                Some(&"t".repeat(150)),
+                "",
+            )
+            .dir("dev")
+            .chardev("dev/null", 1, 3),
+    ]);
+    let tree = snapshot(&root);
+    assert_eq!(tree[&long].size, "pax content".len() as u64);
+    assert_eq!(tree["dev/null"].kind, "chardev");
+}
+
+#[test]
 fn long_names_fifos_and_empty_layers() {
     let long_dir = "d".repeat(90);
     let long_file = format!("{long_dir}/{}", "f".repeat(120));

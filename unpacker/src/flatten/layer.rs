@@ -2,8 +2,9 @@
 //! against the descriptor's digest, the uncompressed ones against the
 //! config's `diff_id`, both as they pass.
 //!
-//! [`scan`] is the first pass (headers, digests); [`Stream`] is what the
-//! writers read data from in the second.
+//! [`scan`] reads a layer once (headers, digests, and file contents into
+//! the spool); [`Stream`] is what the tar writer reads data from in its
+//! second pass.
 
 use std::io::{self, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,13 +78,6 @@ impl<'a> Stream<'a> {
         tar::Archive::new(reader)
     }
 
-    /// Reads the rest of both streams so that both digests are checked.
-    pub fn finish(mut self) -> Result<(), UnpackError> {
-        let layer = self.layer;
-        io::copy(&mut self.tar, &mut io::sink()).map_err(|err| layer_error(layer, err))?;
-        Ok(())
-    }
-
     /// Skips the rest of the uncompressed stream without inflating it and
     /// checks the compressed digest only (second pass: the first pass
     /// checked the `diff_id` of these same bytes).
@@ -93,10 +87,6 @@ impl<'a> Stream<'a> {
         let mut rest: BufReader<Compressed<'_>> = decoded.into_inner();
         io::copy(&mut rest, &mut io::sink()).map_err(|err| layer_error(layer, err))?;
         Ok(())
-    }
-
-    pub fn layer(&self) -> usize {
-        self.layer
     }
 }
 

@@ -1,5 +1,6 @@
 //! A directory tree as comparable facts: per path its type, mode, owner,
-//! size, content hash, link target, and which paths share an inode.
+//! size, content hash, link target, device number, and which paths share
+//! an inode.
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt;
@@ -21,6 +22,8 @@ pub struct Facts {
     pub mtime: Option<i64>,
     /// The smallest path sharing this inode (hard-link group).
     pub group: String,
+    /// Device number of device nodes.
+    pub rdev: u64,
 }
 
 /// Every path under `root` (relative, root itself as ".").
@@ -81,6 +84,7 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, Facts> {
                 }),
                 mtime: (kind != "dir").then(|| meta.mtime()),
                 group,
+                rdev: meta.rdev(),
             },
         );
     }
