@@ -248,6 +248,33 @@ fn zstd_and_uncompressed_layers_unpack_like_gzip() {
 }
 
 #[test]
+fn more_whiteout_and_link_cases() {
+    same_as_umoci(vec![
+        Layer::new()
+            .dir("a")
+            .file("a/f", "1")
+            .symlink("s", "a/f")
+            .hardlink("s2", "s")
+            .dir("top")
+            .file("top/x", "x"),
+        Layer::new()
+            .whiteout("a")
+            .dir("a")
+            .file("a/g", "2")
+            .opaque("")
+            .file("kept", "k"),
+    ]);
+}
+
+#[test]
+fn implicit_parent_directories() {
+    same_as_umoci(vec![
+        Layer::new().file("x/y/z", "deep"),
+        Layer::new().file("x/y/w", "more"),
+    ]);
+}
+
+#[test]
 fn paths_through_symlinks_stay_inside_the_root() {
     same_as_umoci(vec![
         Layer::new()

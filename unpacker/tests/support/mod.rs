@@ -145,6 +145,9 @@ impl Layer {
     }
 
     pub fn opaque(self, dir: &str) -> Self {
+        if dir.is_empty() {
+            return self.file(".wh..wh..opq", "");
+        }
         self.file(&format!("{dir}/.wh..wh..opq"), "")
     }
 
