@@ -52,6 +52,7 @@ pub fn adjust(tree: &mut Tree, config: &ImageConfig) {
                     mode,
                     ..Meta::IMPLICIT_DIR
                 },
+                xattrs: Vec::new(),
                 implicit: false,
             });
         }

@@ -198,6 +198,25 @@ fn pax_long_names_and_device_nodes() {
 }
 
 #[test]
+fn extended_attributes_and_file_capabilities() {
+    // cap_net_raw in the permitted and effective sets, as on `ping`.
+    let capability: &[u8] = &[
+        1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let (_work, root) = same_as_umoci(vec![
+        Layer::new()
+            .dir("bin")
+            .file_xattrs("bin/ping", "elf", &[("security.capability", capability)])
+            .file_xattrs("note", "n", &[("user.origin", b"layer 0")]),
+    ]);
+    let tree = snapshot(&root);
+    assert_eq!(
+        tree["bin/ping"].xattrs,
+        [("security.capability".to_owned(), capability.to_vec())]
+    );
+}
+
+#[test]
 fn long_names_fifos_and_empty_layers() {
     let long_dir = "d".repeat(90);
     let long_file = format!("{long_dir}/{}", "f".repeat(120));

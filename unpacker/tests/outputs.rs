@@ -23,7 +23,8 @@ fn layers() -> Vec<Layer> {
             .file_full("private/key", b"k", 0o600, 1000, 1000)
             .dir("d")
             .file("d/old", "o")
-            .fifo("pipe"),
+            .fifo("pipe")
+            .file_xattrs("bin/ping", "elf", &[("user.origin", b"layer 0")]),
         Layer::new()
             .opaque("d")
             .file("d/new", "n")
@@ -52,7 +53,13 @@ fn the_tar_stream_extracts_to_the_directory_tree() {
     let extracted = work.path().join("extracted");
     std::fs::create_dir(&extracted).unwrap();
     let status = Command::new("tar")
-        .args(["--same-owner", "--same-permissions", "-xf"])
+        .args([
+            "--same-owner",
+            "--same-permissions",
+            "--xattrs",
+            "--xattrs-include=*",
+            "-xf",
+        ])
         .arg(&tar_file)
         .arg("-C")
         .arg(&extracted)

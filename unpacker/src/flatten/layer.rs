@@ -223,10 +223,10 @@ fn read_entries(
             return Err(UnpackError::Cancelled);
         }
         let mut entry = entry.map_err(|err| layer_error(layer, err))?;
-        match from_tar(&entry) {
+        match from_tar(&mut entry) {
             Ok(Parsed::Entry(parsed)) => {
                 if let (Some(spool), Kind::File { .. }) = (spool, &parsed.kind) {
-                    spool.write(layer, index, &mut entry, parsed.meta, &mut buffer)?;
+                    spool.write(layer, index, &mut entry, &parsed, &mut buffer)?;
                 }
                 scanned.entries.push((index, parsed));
             }

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use tar::{EntryType, Header};
 
 use super::LayerRefs;
-use super::entry::{Kind, Meta};
+use super::entry::{Kind, Meta, Xattrs};
 use super::layer::layer_error;
 use super::plan::{FinalInode, Tree};
 use crate::unpack::{UnpackError, UnpackOptions};
@@ -28,6 +28,7 @@ pub fn write(
         source: err,
     };
     for dir in tree.dirs.iter().filter(|d| !d.path.is_empty()) {
+        append_xattrs(&mut builder, &dir.xattrs).map_err(io)?;
         let mut header = header(EntryType::Directory, dir.meta);
         builder
             .append_data(&mut header, format!("{}/", dir.path), io::empty())
@@ -40,6 +41,7 @@ pub fn write(
     {
         let meta = file.inode.meta;
         let first = &file.names[0];
+        append_xattrs(&mut builder, &file.inode.xattrs).map_err(io)?;
         match &file.inode.kind {
             Kind::Symlink { target } => {
                 let mut header = header(EntryType::Symlink, meta);
@@ -90,6 +92,7 @@ pub fn write(
                     continue;
                 };
                 let size = entry.size();
+                append_xattrs(&mut builder, &file.inode.xattrs).map_err(io)?;
                 let mut header = header(EntryType::Regular, file.inode.meta);
                 header.set_size(size);
                 builder
@@ -132,4 +135,28 @@ fn append_links(builder: &mut tar::Builder<&mut dyn Write>, file: &FinalInode) -
         builder.append_link(&mut header, other, &file.names[0])?;
     }
     Ok(())
+}
+
+/// A PAX extended header carrying `xattrs` for the entry that follows.
+fn append_xattrs(builder: &mut tar::Builder<&mut dyn Write>, xattrs: &Xattrs) -> io::Result<()> {
+    if xattrs.is_empty() {
+        return Ok(());
+    }
+    let mut records = Vec::new();
+    for (name, value) in xattrs {
+        let body = [b" SCHILY.xattr.", name.as_bytes(), b"=", value, b"\n"].concat();
+        let mut length = body.len() + 1;
+        while length != body.len() + length.to_string().len() {
+            length = body.len() + length.to_string().len();
+        }
+        records.extend_from_slice(length.to_string().as_bytes());
+        records.extend_from_slice(&body);
+    }
+    let mut header = Header::new_ustar();
+    header.set_entry_type(EntryType::XHeader);
+    header.set_path("PaxHeaders/xattrs")?;
+    header.set_mode(0o644);
+    header.set_size(records.len() as u64);
+    header.set_cksum();
+    builder.append(&header, &records[..])
 }

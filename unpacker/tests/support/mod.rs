@@ -125,6 +125,26 @@ impl Layer {
         self
     }
 
+    /// A regular file with extended attributes in a PAX header.
+    pub fn file_xattrs(mut self, path: &str, content: &str, xattrs: &[(&str, &[u8])]) -> Self {
+        let mut records = Vec::new();
+        for (name, value) in xattrs {
+            let body = [b" SCHILY.xattr.", name.as_bytes(), b"=", value, b"\n"].concat();
+            let mut length = body.len() + 1;
+            while length != body.len() + length.to_string().len() {
+                length = body.len() + length.to_string().len();
+            }
+            records.extend_from_slice(length.to_string().as_bytes());
+            records.extend_from_slice(&body);
+        }
+        let mut x = header(tar::EntryType::XHeader, 0o644);
+        x.set_size(records.len() as u64);
+        x.as_old_mut().name[..12].copy_from_slice(b"PaxHeaders/x");
+        x.set_cksum();
+        self.builder.append(&x, &records[..]).unwrap();
+        self.file(path, content)
+    }
+
     pub fn chardev(mut self, path: &str, major: u32, minor: u32) -> Self {
         let mut h = header(tar::EntryType::Char, 0o666);
         h.set_device_major(major).unwrap();

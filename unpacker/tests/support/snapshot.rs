@@ -24,6 +24,26 @@ pub struct Facts {
     pub group: String,
     /// Device number of device nodes.
     pub rdev: u64,
+    /// Extended attributes, sorted by name.
+    pub xattrs: Vec<(String, Vec<u8>)>,
+}
+
+fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut names = vec![0u8; 4096];
+    let n = rustix::fs::llistxattr(path, &mut names[..]).unwrap_or(0);
+    let mut out: Vec<(String, Vec<u8>)> = names[..n]
+        .split(|b| *b == 0)
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            let name = String::from_utf8_lossy(name).into_owned();
+            let mut value = vec![0u8; 4096];
+            let len = rustix::fs::lgetxattr(path, name.as_str(), &mut value[..]).unwrap();
+            value.truncate(len);
+            (name, value)
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// Every path under `root` (relative, root itself as ".").
@@ -85,6 +105,7 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, Facts> {
                 mtime: (kind != "dir").then(|| meta.mtime()),
                 group,
                 rdev: meta.rdev(),
+                xattrs: xattrs(&path),
             },
         );
     }
