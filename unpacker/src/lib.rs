@@ -10,6 +10,7 @@ pub mod apptainer;
 pub mod cli;
 pub mod compression;
 pub mod flatten;
+mod gzip;
 pub mod image;
 mod oneshot;
 mod resolve;
