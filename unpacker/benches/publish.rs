@@ -133,12 +133,11 @@ fn dir_publish(source: &str, root: &Path) -> Duration {
     let (opened, image) = opened(source);
     let publisher = DirPublisher::open(root, CancellationToken::new()).unwrap();
     let digest = image.manifest_digest.clone();
-    let content = ImageContent::new(
-        Arc::from(opened),
+    let content = ImageContent {
+        source: Arc::from(opened),
         image,
-        options(),
-        CancellationToken::new(),
-    );
+        options: options(),
+    };
     publisher
         .publish(PublishJob {
             digest,

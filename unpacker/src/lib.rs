@@ -11,6 +11,7 @@ pub mod apptainer;
 pub mod cli;
 pub mod compression;
 pub mod flatten;
+mod gzip;
 pub mod image;
 pub mod metrics;
 mod oneshot;
@@ -41,6 +42,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             let options = unpack::UnpackOptions {
                 platform,
                 apptainer,
+                cancel: shutdown.child_token(),
                 ..Default::default()
             };
             tokio::task::spawn_blocking(move || oneshot::unpack(&source, &dest, &options)).await?

@@ -172,3 +172,51 @@ fn request_refuses_bad_configuration() {
         "--url",
     );
 }
+
+/// Without root, files belong to the caller, and read-only directories of
+/// the image still get their contents (their modes are applied last).
+#[test]
+fn unpack_without_root_keeps_modes_and_takes_ownership() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let work = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let layout = write_layout(
+        &work.path().join("layout"),
+        "v1",
+        vec![
+            Layer::new()
+                .dir_mode("ro", 0o555)
+                .file("ro/inside", "r")
+                .file_full("owned", b"o", 0o640, 1000, 1000),
+        ],
+        Corrupt::Nothing,
+    );
+    let dest = work.path().join("rootfs");
+    let source = format!("oci:{}:v1", layout.display());
+    let mut args = vec!["unpack", &source, "--dest", dest.to_str().unwrap()];
+    let output = if rustix::process::geteuid().is_root() {
+        // Run as `nobody`, via util-linux's setpriv.
+        let mut command = vec!["--reuid=65534", "--regid=65534", "--clear-groups", BIN];
+        command.append(&mut args);
+        run("setpriv", &command)
+    } else {
+        run(BIN, &args)
+    };
+    assert!(output.status.success(), "{output:?}");
+    let meta = |path: &str| std::fs::symlink_metadata(dest.join(path)).unwrap();
+    assert_eq!(meta("ro").mode() & 0o7777, 0o555);
+    assert_eq!(
+        std::fs::read_to_string(dest.join("ro/inside")).unwrap(),
+        "r"
+    );
+    assert_eq!(meta("owned").mode() & 0o7777, 0o640);
+    let me = if rustix::process::geteuid().is_root() {
+        65534
+    } else {
+        rustix::process::geteuid().as_raw()
+    };
+    assert_eq!(meta("owned").uid(), me);
+    assert_eq!(meta("owned").mtime(), 1_600_000_000);
+    // Clean up what `nobody` made read-only.
+    std::fs::set_permissions(dest.join("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
+}

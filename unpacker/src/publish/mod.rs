@@ -17,7 +17,6 @@
 //! image, and serialise among themselves where their backend needs it.
 
 pub mod batch;
-pub mod cancel;
 pub mod cvmfs;
 pub mod dir;
 pub mod tag;
@@ -26,15 +25,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
 use crate::image::Digest;
 use crate::source::ImageSource;
 use crate::unpack::{self, ResolvedImage, UnpackError, UnpackOptions, UnpackReport};
 
 pub use tag::{BadTag, TagName};
-
-use cancel::Cancellable;
 
 /// Directory of the images under a publisher's root.
 pub const IMAGES_DIR: &str = ".images";
@@ -53,51 +48,21 @@ pub trait Content: Send + Sync {
 }
 
 /// An image from a source, flattened by [`crate::unpack`]; it stops (with
-/// [`UnpackError::Cancelled`]) when `shutdown` is cancelled.
+/// [`UnpackError::Cancelled`], nothing left) when `options.cancel` is
+/// cancelled.
 pub struct ImageContent {
-    source: Cancellable,
-    image: ResolvedImage,
-    options: UnpackOptions,
-}
-
-impl ImageContent {
-    pub fn new(
-        source: Arc<dyn ImageSource>,
-        image: ResolvedImage,
-        options: UnpackOptions,
-        shutdown: CancellationToken,
-    ) -> Self {
-        Self {
-            source: Cancellable {
-                inner: source,
-                shutdown,
-            },
-            image,
-            options,
-        }
-    }
-
-    /// A failure caused by shutdown is reported as such.
-    fn outcome(
-        &self,
-        result: Result<UnpackReport, UnpackError>,
-    ) -> Result<UnpackReport, UnpackError> {
-        match result {
-            Err(_) if self.source.shutdown.is_cancelled() => Err(UnpackError::Cancelled),
-            other => other,
-        }
-    }
+    pub source: Arc<dyn ImageSource>,
+    pub image: ResolvedImage,
+    pub options: UnpackOptions,
 }
 
 impl Content for ImageContent {
     fn write_dir(&self, dest: &Path) -> Result<UnpackReport, UnpackError> {
-        let result = unpack::unpack_to_dir(&self.source, &self.image, dest, &self.options);
-        self.outcome(result)
+        unpack::unpack_to_dir(self.source.as_ref(), &self.image, dest, &self.options)
     }
 
     fn write_tar(&self, out: &mut dyn Write) -> Result<UnpackReport, UnpackError> {
-        let result = unpack::unpack_to_tar(&self.source, &self.image, out, &self.options);
-        self.outcome(result)
+        unpack::unpack_to_tar(self.source.as_ref(), &self.image, out, &self.options)
     }
 }
 

@@ -191,6 +191,8 @@ impl Service {
                 .unwrap_or_else(|| self.defaults.platform.clone()),
             apptainer: request.apptainer.unwrap_or(self.defaults.apptainer),
             parallel_layers: self.defaults.parallel_layers,
+            // Shutdown stops an unpack under way (nothing left behind).
+            cancel: self.shutdown.clone(),
             ..UnpackOptions::default()
         };
         let opener = self.opener.clone();
@@ -319,12 +321,11 @@ impl Service {
         PublishJob {
             digest: prepared.digest.clone(),
             tag: prepared.tag.clone(),
-            content: Arc::new(ImageContent::new(
-                prepared.opened.clone(),
-                prepared.image.clone(),
-                prepared.options.clone(),
-                self.shutdown.clone(),
-            )),
+            content: Arc::new(ImageContent {
+                source: prepared.opened.clone(),
+                image: prepared.image.clone(),
+                options: prepared.options.clone(),
+            }),
         }
     }
 
