@@ -174,6 +174,7 @@ impl Service {
                 apptainer: false,
                 platform: Platform::host(),
                 parallel_layers: options().parallel_layers,
+                local_source_dirs: vec![work.parent().unwrap().to_path_buf()],
             },
             sweep_interval: Duration::from_secs(3600),
             max_concurrent: 2,

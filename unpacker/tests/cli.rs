@@ -140,6 +140,17 @@ fn serve_refuses_bad_configuration_before_any_io() {
             ],
             "--default-ttl",
         ),
+        (
+            vec![
+                "--token-file",
+                tokens,
+                "--publish",
+                "dir:/tmp/x",
+                "--local-source-dirs",
+                "relative/dir",
+            ],
+            "absolute",
+        ),
     ] {
         let args = serve(&extra);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

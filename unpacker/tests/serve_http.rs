@@ -228,6 +228,8 @@ async fn the_binary_serves_from_its_flags_and_stops_cleanly_on_sigterm() {
         .arg(format!("dir:{}", dir.path().join("images").display()))
         .arg("--state-dir")
         .arg(dir.path().join("state"))
+        .arg("--local-source-dirs")
+        .arg(dir.path())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -285,4 +287,37 @@ async fn the_binary_serves_from_its_flags_and_stops_cleanly_on_sigterm() {
         .unwrap()
         .unwrap();
     assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn local_sources_outside_the_allowed_directories_are_forbidden() {
+    let allowed = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let inside = layout(allowed.path(), "inside", 1024, Corrupt::Nothing);
+    let elsewhere = layout(outside.path(), "elsewhere", 1024, Corrupt::Nothing);
+    // A symlink inside that leads outside does not get through either.
+    let link = allowed.path().join("link");
+    std::os::unix::fs::symlink(outside.path().join("elsewhere"), &link).unwrap();
+    let service = Setup::dir(allowed.path()).start().await;
+    assert_eq!(service.post(json!({"source": inside})).await.0, 200);
+    for source in [elsewhere, format!("oci:{}:v1", link.display())] {
+        let (status, body) = service.post(json!({"source": source})).await;
+        assert_eq!(
+            (status, body["kind"].as_str()),
+            (403, Some("forbidden")),
+            "{body}"
+        );
+    }
+    service.stop().await;
+
+    let mut docker_only = Setup::dir(allowed.path());
+    docker_only.local_source_dirs.clear();
+    let service = docker_only.start().await;
+    let (status, body) = service.post(json!({"source": inside})).await;
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    service.stop().await;
 }

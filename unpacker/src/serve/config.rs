@@ -55,6 +55,11 @@ pub struct ServeArgs {
     /// this host's when unset.
     #[arg(long, env = "GHA_UNPACKER_PLATFORM")]
     pub platform: Option<String>,
+    /// Directories local sources (`oci:`, `oci-archive:`,
+    /// `docker-archive:`) may be read from, comma-separated; none =
+    /// `docker://` only.
+    #[arg(long, env = "GHA_UNPACKER_LOCAL_SOURCE_DIRS", value_delimiter = ',')]
+    pub local_source_dirs: Vec<PathBuf>,
     /// Serve HTTP only: do not consume unpack requests from NATS.
     #[arg(long, env = "GHA_UNPACKER_NO_NATS")]
     pub no_nats: bool,
@@ -207,6 +212,12 @@ impl ServeArgs {
                 "--sweep-interval must be at least 1 second".into(),
             ));
         }
+        if let Some(dir) = self.local_source_dirs.iter().find(|d| !d.is_absolute()) {
+            return Err(ConfigError(format!(
+                "--local-source-dirs {}: must be an absolute path",
+                dir.display()
+            )));
+        }
         if self.max_concurrent == 0 {
             return Err(ConfigError("--max-concurrent must be at least 1".into()));
         }
@@ -232,6 +243,7 @@ impl ServeArgs {
                 apptainer: self.apptainer,
                 platform,
                 parallel_layers: 4,
+                local_source_dirs: self.local_source_dirs,
             },
             sweep_interval: Duration::from_secs(self.sweep_interval),
             max_concurrent: self.max_concurrent,

@@ -129,7 +129,7 @@ impl From<RequestError> for ApiError {
         let status = match &err {
             RequestError::BadRequest(_) => StatusCode::BAD_REQUEST,
             RequestError::NotFound(_) => StatusCode::NOT_FOUND,
-            RequestError::Denied(_) => StatusCode::FORBIDDEN,
+            RequestError::Denied(_) | RequestError::Forbidden(_) => StatusCode::FORBIDDEN,
             RequestError::BadImage(_) => StatusCode::UNPROCESSABLE_ENTITY,
             RequestError::Unavailable(_) => StatusCode::BAD_GATEWAY,
             RequestError::Publish(_) => StatusCode::INTERNAL_SERVER_ERROR,

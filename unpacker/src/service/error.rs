@@ -18,6 +18,10 @@ pub enum RequestError {
     /// The source refused us.
     #[error("{0}")]
     Denied(String),
+    /// This service does not read that source (a local path outside the
+    /// allowed directories).
+    #[error("{0}")]
+    Forbidden(String),
     /// The image is broken or unsafe: digest mismatch, path escape, ...
     #[error("{0}")]
     BadImage(String),
@@ -38,6 +42,7 @@ impl RequestError {
             Self::BadRequest(_) => "bad_request",
             Self::NotFound(_) => "not_found",
             Self::Denied(_) => "denied",
+            Self::Forbidden(_) => "forbidden",
             Self::BadImage(_) => "bad_image",
             Self::Unavailable(_) => "unavailable",
             Self::Publish(_) => "publish",

@@ -40,13 +40,17 @@ pub fn default_opener() -> Opener {
     Arc::new(crate::source::open_source)
 }
 
-/// What a request gets when it does not say.
+/// What a request gets when it does not say, and where it may read.
 #[derive(Debug, Clone)]
 pub struct Defaults {
     pub ttl: Duration,
     pub apptainer: bool,
     pub platform: Platform,
     pub parallel_layers: usize,
+    /// Directories local sources (`oci:`, `oci-archive:`,
+    /// `docker-archive:`) may come from; empty = `docker://` only. Without
+    /// it a client could publish any readable archive of this host.
+    pub local_source_dirs: Vec<PathBuf>,
 }
 
 /// One request, whatever its transport.
@@ -185,6 +189,7 @@ impl Service {
             Some(tag) if !tag.is_empty() => Some(tag.parse::<TagName>()?),
             _ => TagName::derived(&source_ref),
         };
+        self.check_local(&source_ref)?;
         let options = UnpackOptions {
             platform: request
                 .platform
@@ -218,6 +223,44 @@ impl Service {
             started,
             resolve_time: started.elapsed(),
         })
+    }
+
+    /// Refuses a local source outside `local_source_dirs` (symlinks
+    /// resolved).
+    fn check_local(&self, source: &SourceRef) -> Result<(), RequestError> {
+        let path = match source {
+            SourceRef::Docker { .. } => return Ok(()),
+            SourceRef::OciLayout { dir, .. } => dir,
+            SourceRef::OciArchive { file, .. } | SourceRef::DockerArchive { file } => file,
+        };
+        let forbidden = || {
+            RequestError::Forbidden(format!(
+                "{}: local sources are accepted only under {}",
+                path.display(),
+                if self.defaults.local_source_dirs.is_empty() {
+                    "no directory (this service takes docker:// only)".to_owned()
+                } else {
+                    self.defaults
+                        .local_source_dirs
+                        .iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ))
+        };
+        if self.defaults.local_source_dirs.is_empty() {
+            return Err(forbidden());
+        }
+        let real = std::fs::canonicalize(path)
+            .map_err(|err| RequestError::NotFound(format!("{}: {err}", path.display())))?;
+        let allowed = self
+            .defaults
+            .local_source_dirs
+            .iter()
+            .filter_map(|dir| std::fs::canonicalize(dir).ok())
+            .any(|dir| real.starts_with(dir));
+        if allowed { Ok(()) } else { Err(forbidden()) }
     }
 
     /// Publishes the prepared image, or renews it when it is there.

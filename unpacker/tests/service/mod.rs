@@ -60,6 +60,8 @@ pub struct Setup {
     pub state_dir: PathBuf,
     pub nats: Option<String>,
     pub sweep_interval: Duration,
+    /// Where `oci:` sources may come from: the test's directory.
+    pub local_source_dirs: Vec<PathBuf>,
 }
 
 impl Setup {
@@ -72,6 +74,7 @@ impl Setup {
             state_dir: root.join("state"),
             nats: None,
             sweep_interval: Duration::from_secs(60),
+            local_source_dirs: vec![root.to_path_buf()],
         }
     }
 
@@ -100,6 +103,7 @@ impl Setup {
                 apptainer: false,
                 platform: Platform::host(),
                 parallel_layers: 2,
+                local_source_dirs: self.local_source_dirs,
             },
             sweep_interval: self.sweep_interval,
             max_concurrent: 2,
