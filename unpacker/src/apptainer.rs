@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::flatten::entry::{Kind, Meta};
+use crate::flatten::entry::Meta;
 use crate::flatten::plan::{Dir, Tree};
 use crate::image::ImageConfig;
 use crate::unpack::UnpackError;
@@ -26,7 +26,7 @@ const METADATA_DIRS: [&str; 4] = [
 ];
 
 /// `a+rX` on every inode and directory, plus the missing directories.
-pub fn adjust(tree: &mut Tree, _config: &ImageConfig) {
+pub fn adjust(tree: &mut Tree, config: &ImageConfig) {
     for dir in &mut tree.dirs {
         dir.meta.mode |= 0o555;
     }
@@ -52,19 +52,19 @@ pub fn adjust(tree: &mut Tree, _config: &ImageConfig) {
                     mode,
                     ..Meta::IMPLICIT_DIR
                 },
+                xattrs: Vec::new(),
                 implicit: false,
             });
         }
     }
     tree.dirs.sort_by(|a, b| a.path.cmp(&b.path));
     // A file already at an extra's path is replaced by the extra.
-    for (path, _, _) in extras(_config) {
+    for (path, _, _) in extras(config) {
         for file in &mut tree.files {
             file.names.retain(|name| *name != path);
         }
     }
     tree.files.retain(|f| !f.names.is_empty());
-    let _ = Kind::Dir;
 }
 
 /// The `.singularity.d` files: (path, mode, content).

@@ -1,14 +1,13 @@
 //! Command line of `gha-unpacker`, validated into a [`Config`].
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use gha_runtime::ConfigError;
-use gha_runtime::admin::AdminArgs;
-use gha_runtime::nats::{NatsArgs, NatsConfig};
 use gha_runtime::telemetry::TelemetryArgs;
 
 use crate::image::Platform;
+use crate::request::{RequestArgs, RequestConfig};
+use crate::serve::{ServeArgs, ServeConfig};
 use crate::source::SourceRef;
 use crate::source::registry::{RegistryArgs, RegistryOptions};
 
@@ -47,19 +46,16 @@ pub enum Command {
         #[command(flatten)]
         registry: RegistryArgs,
     },
-    /// Serve unpack requests over HTTP and NATS.
-    Serve {
-        /// Address of the HTTP API.
-        #[arg(long, env = "GHA_UNPACKER_LISTEN", default_value = "127.0.0.1:8480")]
-        listen: SocketAddr,
-        #[command(flatten)]
-        nats: NatsArgs,
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
+    /// Serve unpack requests over HTTP and NATS, publishing into a
+    /// directory or a CVMFS repository.
+    Serve(ServeArgs),
+    /// Ask the service to unpack an image; print its published path.
+    Request(RequestArgs),
 }
 
 /// The validated command.
+// Built once at start: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Config {
     Unpack {
@@ -69,11 +65,8 @@ pub enum Config {
         apptainer: bool,
         registry: RegistryOptions,
     },
-    Serve {
-        listen: SocketAddr,
-        nats: NatsConfig,
-        admin_listen: Option<SocketAddr>,
-    },
+    Serve(ServeConfig),
+    Request(RequestConfig),
 }
 
 /// The transports `gha-unpacker` reads, as skopeo spells them.
@@ -111,15 +104,8 @@ impl Cli {
                     registry: registry.options(),
                 }
             }
-            Command::Serve {
-                listen,
-                nats,
-                admin,
-            } => Config::Serve {
-                listen,
-                nats: nats.validate()?,
-                admin_listen: admin.admin_listen,
-            },
+            Command::Serve(args) => Config::Serve(args.validate()?),
+            Command::Request(args) => Config::Request(args.validate()?),
         })
     }
 }

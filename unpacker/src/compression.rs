@@ -37,10 +37,7 @@ pub fn decode<R: Read>(blob: R) -> io::Result<Decoded<R>> {
     let mut buffered = BufReader::with_capacity(READ_BUFFER, blob);
     let head = buffered.fill_buf()?;
     Ok(match Compression::detect(head) {
-        // MultiGzDecoder: `pigz` and some builders write concatenated members.
-        Compression::Gzip => {
-            Decoded::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(buffered)))
-        }
+        Compression::Gzip => Decoded::Gzip(crate::gzip::Gzip::new(buffered)),
         Compression::Zstd => Decoded::Zstd(zstd::stream::read::Decoder::with_buffer(buffered)?),
         Compression::None => Decoded::Plain(buffered),
     })
@@ -48,8 +45,8 @@ pub fn decode<R: Read>(blob: R) -> io::Result<Decoded<R>> {
 
 /// The uncompressed stream of a layer.
 pub enum Decoded<R: Read> {
-    /// Boxed: the inflate state is large, the other variants small.
-    Gzip(Box<flate2::bufread::MultiGzDecoder<BufReader<R>>>),
+    /// Without the CRC-32: the `diff_id` covers the content (see `gzip`).
+    Gzip(crate::gzip::Gzip<BufReader<R>>),
     Zstd(zstd::stream::read::Decoder<'static, BufReader<R>>),
     Plain(BufReader<R>),
 }

@@ -3,29 +3,35 @@
 //! publishes it on CVMFS or a shared directory, content-addressed.
 //!
 //! `unpack` works on registries (`docker://`) and local sources (`oci:`,
-//! `oci-archive:`, `docker-archive:`); `serve` is not implemented yet and
-//! says so (issue 6).
+//! `oci-archive:`, `docker-archive:`); `serve` publishes into a directory
+//! or CVMFS and answers HTTP and NATS; `request` asks it from a CI step.
 #![forbid(unsafe_code)]
 
 pub mod apptainer;
 pub mod cli;
 pub mod compression;
 pub mod flatten;
+mod gzip;
 pub mod image;
+pub mod metrics;
 mod oneshot;
+pub mod publish;
+pub mod request;
 mod resolve;
+pub mod serve;
+pub mod service;
 pub mod source;
+pub mod store;
 pub mod unpack;
 pub mod verify;
 
 pub use cli::{Cli, Config};
 
-use gha_runtime::Unimplemented;
 use tokio_util::sync::CancellationToken;
 
 /// Runs the command `config` describes until it finishes or `shutdown` is
 /// cancelled.
-pub async fn run(config: Config, _shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     match config {
         Config::Unpack {
             source,
@@ -37,6 +43,7 @@ pub async fn run(config: Config, _shutdown: CancellationToken) -> anyhow::Result
             let options = unpack::UnpackOptions {
                 platform,
                 apptainer,
+                cancel: shutdown.child_token(),
                 ..Default::default()
             };
             tokio::task::spawn_blocking(move || {
@@ -44,10 +51,14 @@ pub async fn run(config: Config, _shutdown: CancellationToken) -> anyhow::Result
             })
             .await?
         }
-        Config::Serve { .. } => Err(Unimplemented {
-            command: "gha-unpacker serve",
-            tracking: "issue 6, gha-unpacker",
+        Config::Serve(config) => serve::serve(config, service::default_opener(), shutdown).await,
+        Config::Request(config) => {
+            let path = tokio::select! {
+                path = request::request(&config) => path?,
+                _ = shutdown.cancelled() => anyhow::bail!("interrupted"),
+            };
+            println!("{path}");
+            Ok(())
         }
-        .into()),
     }
 }

@@ -60,10 +60,9 @@ type Watcher = (
     std::thread::JoinHandle<()>,
 );
 
-/// A bar over the compressed bytes: first verified, then read again while
-/// files are written.
+/// A bar over the compressed bytes read (verified and written at once).
 fn watch(options: &UnpackOptions, total: u64) -> Watcher {
-    let bar = ProgressBar::new(total * 2);
+    let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {msg}",
@@ -77,9 +76,7 @@ fn watch(options: &UnpackOptions, total: u64) -> Watcher {
         let stop = stop.clone();
         move || {
             while !stop.load(Ordering::Relaxed) {
-                let read = counters.bytes_read.load(Ordering::Relaxed)
-                    + counters.bytes_reread.load(Ordering::Relaxed);
-                bar.set_position(read);
+                bar.set_position(counters.bytes_read.load(Ordering::Relaxed));
                 bar.set_message(format!(
                     "{} files written",
                     counters.files_written.load(Ordering::Relaxed)

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::apptainer;
 use crate::flatten::plan::Tree;
 use crate::flatten::spool::{self, Spool};
@@ -30,6 +32,9 @@ pub struct UnpackOptions {
     pub parallel_layers: usize,
     /// Live counters of this unpack, for progress bars and metrics.
     pub progress: Arc<Counters>,
+    /// Stops the unpack (with [`UnpackError::Cancelled`], nothing left at
+    /// the destination) when cancelled.
+    pub cancel: CancellationToken,
 }
 
 impl Default for UnpackOptions {
@@ -37,10 +42,18 @@ impl Default for UnpackOptions {
         Self {
             platform: Platform::host(),
             apptainer: false,
-            parallel_layers: std::thread::available_parallelism().map_or(4, |n| n.get().max(2)),
+            parallel_layers: default_parallel_layers(),
             progress: Arc::default(),
+            cancel: CancellationToken::new(),
         }
     }
+}
+
+/// Layers in flight at once: at least 4, so that one big layer does not
+/// leave the other cores idle (each layer uses two threads: inflating,
+/// and writing its files), at most 8 (buffers are ~8 MiB per layer).
+fn default_parallel_layers() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get().clamp(4, 8))
 }
 
 /// The image chosen for the platform, with its config.
@@ -124,9 +137,9 @@ pub fn unpack_to_dir(
     let layers = layer_refs(source, image);
     let counters = &options.progress;
     let spool = Spool::new(&spool_dir.path, counters);
-    let tree = flatten::plan(&layers, options.parallel_layers, counters, Some(&spool))?;
+    let tree = flatten::plan(&layers, options, Some(&spool))?;
     let tree = finish_tree(tree, image, options);
-    write_dir::write(&tree, &staging.path, &spool, counters, options.apptainer)?;
+    write_dir::write(&tree, &staging.path, &spool, options)?;
     if options.apptainer {
         apptainer::write_extras(&staging.path, &image.config)?;
     }
@@ -146,9 +159,9 @@ pub fn unpack_to_tar(
     let started = Instant::now();
     let layers = layer_refs(source, image);
     let counters = &options.progress;
-    let tree = flatten::plan(&layers, options.parallel_layers, counters, None)?;
+    let tree = flatten::plan(&layers, options, None)?;
     let tree = finish_tree(tree, image, options);
-    write_tar::write(&layers, &tree, out, counters, |builder| {
+    write_tar::write(&layers, &tree, out, options, |builder| {
         if options.apptainer {
             apptainer::append_extras(builder, &image.config)
         } else {

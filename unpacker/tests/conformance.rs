@@ -177,6 +177,46 @@ fn permissions_ownership_and_special_bits_are_kept() {
 }
 
 #[test]
+fn pax_long_names_and_device_nodes() {
+    let dir = "p".repeat(120);
+    let long = format!("{dir}/{}", "q".repeat(130));
+    let (_work, root) = same_as_umoci(vec![
+        Layer::new()
+            .dir(&dir)
+            .pax_entry(&long, None, "pax content")
+            .pax_entry(
+                &format!("{dir}/link-{}", "r".repeat(100)),
+                Some(&"t".repeat(150)),
+                "",
+            )
+            .dir("dev")
+            .chardev("dev/null", 1, 3),
+    ]);
+    let tree = snapshot(&root);
+    assert_eq!(tree[&long].size, "pax content".len() as u64);
+    assert_eq!(tree["dev/null"].kind, "chardev");
+}
+
+#[test]
+fn extended_attributes_and_file_capabilities() {
+    // cap_net_raw in the permitted and effective sets, as on `ping`.
+    let capability: &[u8] = &[
+        1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let (_work, root) = same_as_umoci(vec![
+        Layer::new()
+            .dir("bin")
+            .file_xattrs("bin/ping", "elf", &[("security.capability", capability)])
+            .file_xattrs("note", "n", &[("user.origin", b"layer 0")]),
+    ]);
+    let tree = snapshot(&root);
+    assert_eq!(
+        tree["bin/ping"].xattrs,
+        [("security.capability".to_owned(), capability.to_vec())]
+    );
+}
+
+#[test]
 fn long_names_fifos_and_empty_layers() {
     let long_dir = "d".repeat(90);
     let long_file = format!("{long_dir}/{}", "f".repeat(120));
@@ -224,6 +264,33 @@ fn zstd_and_uncompressed_layers_unpack_like_gzip() {
     assert_eq!(trees[0], trees[1]);
     assert_eq!(trees[0], trees[2]);
     assert!(trees[0].contains_key("a/y") && !trees[0].contains_key("a/x"));
+}
+
+#[test]
+fn more_whiteout_and_link_cases() {
+    same_as_umoci(vec![
+        Layer::new()
+            .dir("a")
+            .file("a/f", "1")
+            .symlink("s", "a/f")
+            .hardlink("s2", "s")
+            .dir("top")
+            .file("top/x", "x"),
+        Layer::new()
+            .whiteout("a")
+            .dir("a")
+            .file("a/g", "2")
+            .opaque("")
+            .file("kept", "k"),
+    ]);
+}
+
+#[test]
+fn implicit_parent_directories() {
+    same_as_umoci(vec![
+        Layer::new().file("x/y/z", "deep"),
+        Layer::new().file("x/y/w", "more"),
+    ]);
 }
 
 #[test]

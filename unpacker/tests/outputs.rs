@@ -23,7 +23,8 @@ fn layers() -> Vec<Layer> {
             .file_full("private/key", b"k", 0o600, 1000, 1000)
             .dir("d")
             .file("d/old", "o")
-            .fifo("pipe"),
+            .fifo("pipe")
+            .file_xattrs("bin/ping", "elf", &[("user.origin", b"layer 0")]),
         Layer::new()
             .opaque("d")
             .file("d/new", "n")
@@ -52,7 +53,13 @@ fn the_tar_stream_extracts_to_the_directory_tree() {
     let extracted = work.path().join("extracted");
     std::fs::create_dir(&extracted).unwrap();
     let status = Command::new("tar")
-        .args(["--same-owner", "--same-permissions", "-xf"])
+        .args([
+            "--same-owner",
+            "--same-permissions",
+            "--xattrs",
+            "--xattrs-include=*",
+            "-xf",
+        ])
         .arg(&tar_file)
         .arg("-C")
         .arg(&extracted)
@@ -131,4 +138,25 @@ fn apptainer_mode_opens_permissions_and_adds_metadata() {
         "{names:?}"
     );
     assert!(names.iter().any(|n| n == "proc/"), "{names:?}");
+}
+
+#[test]
+fn a_cancelled_unpack_stops_and_leaves_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let layout = write_layout(&work.path().join("layout"), "t", layers(), Corrupt::Nothing);
+    let opened = open_source(&source(&layout)).unwrap();
+    let options = UnpackOptions::default();
+    let image = resolve(opened.as_ref(), &options).unwrap();
+    options.cancel.cancel();
+    let dest = work.path().join("rootfs");
+    let error = unpack_to_dir(opened.as_ref(), &image, &dest, &options).unwrap_err();
+    assert!(
+        matches!(error, gha_unpacker::unpack::UnpackError::Cancelled),
+        "{error}"
+    );
+    let left: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["layout"], "no destination, staging or spool left");
 }

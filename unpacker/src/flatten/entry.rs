@@ -51,6 +51,9 @@ pub enum Kind {
     },
 }
 
+/// Extended attributes (PAX `SCHILY.xattr.*`), e.g. `security.capability`.
+pub type Xattrs = Vec<(String, Vec<u8>)>;
+
 /// One entry of a layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -59,6 +62,7 @@ pub struct Entry {
     pub path: String,
     pub kind: Kind,
     pub meta: Meta,
+    pub xattrs: Xattrs,
 }
 
 /// Why an entry's path is refused.
@@ -97,7 +101,17 @@ pub enum Parsed {
 }
 
 /// The planner's view of `entry`.
-pub fn from_tar<R: Read>(entry: &tar::Entry<'_, R>) -> Result<Parsed, UnsafeName> {
+pub fn from_tar<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Parsed, UnsafeName> {
+    let mut xattrs = Xattrs::new();
+    if let Ok(Some(extensions)) = entry.pax_extensions() {
+        for extension in extensions.flatten() {
+            if let Ok(key) = extension.key()
+                && let Some(name) = key.strip_prefix("SCHILY.xattr.")
+            {
+                xattrs.push((name.to_owned(), extension.value_bytes().to_vec()));
+            }
+        }
+    }
     let header = entry.header();
     let raw = entry.path_bytes();
     let name = std::str::from_utf8(&raw).map_err(|_| UnsafeName {
@@ -145,7 +159,12 @@ pub fn from_tar<R: Read>(entry: &tar::Entry<'_, R>) -> Result<Parsed, UnsafeName
         gid: header.gid().unwrap_or(0),
         mtime: header.mtime().unwrap_or(0) as i64,
     };
-    Ok(Parsed::Entry(Entry { path, kind, meta }))
+    Ok(Parsed::Entry(Entry {
+        path,
+        kind,
+        meta,
+        xattrs,
+    }))
 }
 
 #[cfg(test)]

@@ -2,11 +2,14 @@
 //! against the descriptor's digest, the uncompressed ones against the
 //! config's `diff_id`, both as they pass.
 //!
-//! [`scan`] is the first pass (headers, digests); [`Stream`] is what the
-//! writers read data from in the second.
+//! [`scan`] reads a layer once (headers, digests, and file contents into
+//! the spool); [`Stream`] is what the tar writer reads data from in its
+//! second pass.
 
 use std::io::{self, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio_util::sync::CancellationToken;
 
 use crate::compression::{Decoded, decode};
 use crate::image::{Descriptor, Digest};
@@ -75,13 +78,6 @@ impl<'a> Stream<'a> {
         tar::Archive::new(reader)
     }
 
-    /// Reads the rest of both streams so that both digests are checked.
-    pub fn finish(mut self) -> Result<(), UnpackError> {
-        let layer = self.layer;
-        io::copy(&mut self.tar, &mut io::sink()).map_err(|err| layer_error(layer, err))?;
-        Ok(())
-    }
-
     /// Skips the rest of the uncompressed stream without inflating it and
     /// checks the compressed digest only (second pass: the first pass
     /// checked the `diff_id` of these same bytes).
@@ -91,10 +87,6 @@ impl<'a> Stream<'a> {
         let mut rest: BufReader<Compressed<'_>> = decoded.into_inner();
         io::copy(&mut rest, &mut io::sink()).map_err(|err| layer_error(layer, err))?;
         Ok(())
-    }
-
-    pub fn layer(&self) -> usize {
-        self.layer
     }
 }
 
@@ -139,8 +131,9 @@ pub fn scan(
     diff_id: &Digest,
     counter: &AtomicU64,
     spool: Option<&Spool<'_>>,
+    cancel: &CancellationToken,
 ) -> Result<Scanned, UnpackError> {
-    scan_headers(source, descriptor, layer, diff_id, counter, spool)
+    scan_headers(source, descriptor, layer, diff_id, counter, spool, cancel)
         .map_err(|err| blame_blob(source, descriptor, layer, err))
 }
 
@@ -181,6 +174,7 @@ fn scan_headers(
     diff_id: &Digest,
     counter: &AtomicU64,
     spool: Option<&Spool<'_>>,
+    cancel: &CancellationToken,
 ) -> Result<Scanned, UnpackError> {
     let raw = source.blob(descriptor)?;
     let compressed = VerifyingReader::new(
@@ -205,7 +199,7 @@ fn scan_headers(
             None,
             format!("layer {layer} diff_id"),
         );
-        let scanned = read_entries(&mut tar, layer, spool)?;
+        let scanned = read_entries(&mut tar, layer, spool, cancel)?;
         io::copy(&mut tar, &mut io::sink()).map_err(|err| layer_error(layer, err))?;
         Ok(scanned)
     })
@@ -215,6 +209,7 @@ fn read_entries(
     tar: &mut dyn Read,
     layer: usize,
     spool: Option<&Spool<'_>>,
+    cancel: &CancellationToken,
 ) -> Result<Scanned, UnpackError> {
     let mut scanned = Scanned {
         entries: Vec::new(),
@@ -224,11 +219,14 @@ fn read_entries(
     let mut archive = tar::Archive::new(tar);
     let entries = archive.entries().map_err(|err| layer_error(layer, err))?;
     for (index, entry) in entries.enumerate() {
+        if cancel.is_cancelled() {
+            return Err(UnpackError::Cancelled);
+        }
         let mut entry = entry.map_err(|err| layer_error(layer, err))?;
-        match from_tar(&entry) {
+        match from_tar(&mut entry) {
             Ok(Parsed::Entry(parsed)) => {
                 if let (Some(spool), Kind::File { .. }) = (spool, &parsed.kind) {
-                    spool.write(layer, index, &mut entry, parsed.meta, &mut buffer)?;
+                    spool.write(layer, index, &mut entry, &parsed, &mut buffer)?;
                 }
                 scanned.entries.push((index, parsed));
             }

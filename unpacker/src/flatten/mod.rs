@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::image::{Descriptor, Digest};
 use crate::source::ImageSource;
-use crate::unpack::UnpackError;
+use crate::unpack::{UnpackError, UnpackOptions};
 
 use layer::{Scanned, Stream, scan};
 use plan::{Plan, Tree};
@@ -118,11 +118,12 @@ pub(crate) fn parallel_map<T: Send>(
 /// `spool`, every regular file's content is written there on the way.
 pub fn plan(
     layers: &LayerRefs<'_>,
-    parallel: usize,
-    counters: &Counters,
+    options: &UnpackOptions,
     spool: Option<&spool::Spool<'_>>,
 ) -> Result<Tree, UnpackError> {
-    let scanned: Vec<Scanned> = parallel_map(layers.descriptors.len(), parallel, |layer| {
+    let counters = &options.progress;
+    let layer_count = layers.descriptors.len();
+    let scanned: Vec<Scanned> = parallel_map(layer_count, options.parallel_layers, |layer| {
         scan(
             layers.source,
             &layers.descriptors[layer],
@@ -130,6 +131,7 @@ pub fn plan(
             &layers.diff_ids[layer],
             &counters.bytes_read,
             spool,
+            &options.cancel,
         )
     })?;
     let mut plan = Plan::default();

@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::entry::{Entry, Kind, Meta};
+use super::entry::{Entry, Kind, Meta, Xattrs};
 
 /// An inode of the final tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,7 @@ pub struct Inode {
     /// Not `Dir` or `HardLink`.
     pub kind: Kind,
     pub meta: Meta,
+    pub xattrs: Xattrs,
     /// The layer and entry number (in tar order) that created it.
     pub layer: usize,
     pub entry: usize,
@@ -36,6 +37,7 @@ pub struct Inode {
 enum Node {
     Dir {
         meta: Meta,
+        xattrs: Xattrs,
         layer: usize,
         /// Created for an entry's parent without an entry of its own.
         implicit: bool,
@@ -78,6 +80,7 @@ impl Default for Plan {
     fn default() -> Self {
         let root = Node::Dir {
             meta: Meta::IMPLICIT_DIR,
+            xattrs: Xattrs::new(),
             layer: 0,
             implicit: true,
         };
@@ -107,7 +110,7 @@ impl Plan {
         if entry.path.is_empty() {
             return match entry.kind {
                 Kind::Dir => {
-                    self.nodes.insert(String::new(), dir(entry.meta, layer));
+                    self.nodes.insert(String::new(), dir(entry, layer));
                     Ok(())
                 }
                 _ => Err(error(&entry.path, "the root is not a directory", false)),
@@ -133,7 +136,7 @@ impl Plan {
                 if !matches!(self.nodes.get(&path), Some(Node::Dir { .. })) {
                     self.remove_subtree(&path);
                 }
-                self.nodes.insert(path, dir(entry.meta, layer));
+                self.nodes.insert(path, dir(entry, layer));
                 return Ok(());
             }
             Kind::HardLink { target } => {
@@ -163,6 +166,7 @@ impl Plan {
                 self.inodes.push(Inode {
                     kind: kind.clone(),
                     meta: entry.meta,
+                    xattrs: entry.xattrs.clone(),
                     layer,
                     entry: index,
                 });
@@ -223,6 +227,7 @@ impl Plan {
                 None if create => {
                     let implicit = Node::Dir {
                         meta: Meta::IMPLICIT_DIR,
+                        xattrs: Xattrs::new(),
                         layer,
                         implicit: true,
                     };
@@ -293,9 +298,15 @@ impl Plan {
         let mut dirs = Vec::new();
         for (path, node) in self.nodes {
             match node {
-                Node::Dir { meta, implicit, .. } => dirs.push(Dir {
+                Node::Dir {
+                    meta,
+                    xattrs,
+                    implicit,
+                    ..
+                } => dirs.push(Dir {
                     path,
                     meta,
+                    xattrs,
                     implicit,
                 }),
                 Node::Inode { id, .. } => names.entry(id).or_default().push(path),
@@ -313,9 +324,10 @@ impl Plan {
     }
 }
 
-fn dir(meta: Meta, layer: usize) -> Node {
+fn dir(entry: &Entry, layer: usize) -> Node {
     Node::Dir {
-        meta,
+        meta: entry.meta,
+        xattrs: entry.xattrs.clone(),
         layer,
         implicit: false,
     }
@@ -334,6 +346,7 @@ fn error(path: &str, why: &str, escapes: bool) -> PlanError {
 pub struct Dir {
     pub path: String,
     pub meta: Meta,
+    pub xattrs: Xattrs,
     pub implicit: bool,
 }
 

@@ -17,6 +17,7 @@ fn e(path: &str, kind: Kind) -> Entry {
         path: path.into(),
         kind,
         meta: meta(0o644),
+        xattrs: Vec::new(),
     }
 }
 

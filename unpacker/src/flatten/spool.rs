@@ -11,7 +11,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use super::Counters;
-use super::entry::Meta;
+use super::entry::Entry;
 use super::write_dir::{Owner, io_error, write_file};
 use crate::unpack::UnpackError;
 
@@ -46,14 +46,14 @@ impl<'a> Spool<'a> {
         layer: usize,
         index: usize,
         data: &mut impl Read,
-        meta: Meta,
+        entry: &Entry,
         buffer: &mut Vec<u8>,
     ) -> Result<(), UnpackError> {
         if buffer.is_empty() {
             buffer.resize(COPY_BUFFER, 0);
         }
         let path = self.path(layer, index);
-        let size = write_file(&path, data, meta, self.owner, buffer).map_err(|err| {
+        let size = write_file(&path, data, entry, self.owner, buffer).map_err(|err| {
             if crate::verify::Mismatch::find(&err).is_some() {
                 super::layer::layer_error(layer, err)
             } else {

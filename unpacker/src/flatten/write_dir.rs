@@ -11,25 +11,25 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use filetime::FileTime;
-use rustix::fs::{FileType, Gid, Mode, Uid};
+use rustix::fs::{FileType, Gid, Mode, Uid, XattrFlags};
 
 use super::Counters;
-use super::entry::{Kind, Meta};
+use super::entry::{Entry, Kind, Meta, Xattrs};
 use super::plan::{FinalInode, Tree};
 use super::spool::Spool;
-use crate::unpack::UnpackError;
+use crate::unpack::{UnpackError, UnpackOptions};
 
 /// Writes `tree` under `root` (an existing, empty directory), taking file
-/// contents from `spool`, where the first pass put them. `modes_changed`:
-/// the tree's file modes differ from the layers' (`--apptainer`), so the
-/// spooled files need theirs set again.
+/// contents from `spool`, where the first pass put them. With
+/// `--apptainer` the tree's file modes differ from the layers', so the
+/// spooled files get theirs set again.
 pub fn write(
     tree: &Tree,
     root: &Path,
     spool: &Spool<'_>,
-    counters: &Counters,
-    modes_changed: bool,
+    options: &UnpackOptions,
 ) -> Result<(), UnpackError> {
+    let counters = &options.progress;
     let owner = Owner::current();
     let mut builder = fs::DirBuilder::new();
     builder.mode(0o700);
@@ -44,7 +44,7 @@ pub fn write(
     {
         write_special(root, file, owner, counters)?;
     }
-    place_contents(tree, root, spool, counters, modes_changed)?;
+    place_contents(tree, root, spool, options)?;
     for dir in tree.dirs.iter().rev() {
         let path = root.join(&dir.path);
         let meta = if dir.implicit {
@@ -56,6 +56,7 @@ pub fn write(
             dir.meta
         };
         apply_meta(&path, meta, owner, false).map_err(|err| io_error(&path, err))?;
+        set_xattrs(&path, &dir.xattrs).map_err(|err| io_error(&path, err))?;
     }
     Ok(())
 }
@@ -151,6 +152,7 @@ fn write_special(
         }
         Kind::File { .. } | Kind::Dir | Kind::HardLink { .. } => unreachable!("not special"),
     }
+    set_xattrs(&first, &file.inode.xattrs).map_err(io)?;
     counters.files_written.fetch_add(1, Ordering::Relaxed);
     link_others(root, file)
 }
@@ -170,21 +172,26 @@ fn place_contents(
     tree: &Tree,
     root: &Path,
     spool: &Spool<'_>,
-    counters: &Counters,
-    modes_changed: bool,
+    options: &UnpackOptions,
 ) -> Result<(), UnpackError> {
     for file in &tree.files {
+        if options.cancel.is_cancelled() {
+            return Err(UnpackError::Cancelled);
+        }
         if !matches!(file.inode.kind, Kind::File { .. }) {
             continue;
         }
         let from = spool.path(file.inode.layer, file.inode.entry);
         let to = root.join(&file.names[0]);
         fs::rename(&from, &to).map_err(|err| io_error(&to, err))?;
-        if modes_changed {
+        if options.apptainer {
             fs::set_permissions(&to, Permissions::from_mode(file.inode.meta.mode))
                 .map_err(|err| io_error(&to, err))?;
         }
-        counters.files_written.fetch_add(1, Ordering::Relaxed);
+        options
+            .progress
+            .files_written
+            .fetch_add(1, Ordering::Relaxed);
         link_others(root, file)?;
     }
     Ok(())
@@ -193,10 +200,11 @@ fn place_contents(
 pub(crate) fn write_file(
     path: &Path,
     data: &mut impl Read,
-    meta: Meta,
+    entry: &Entry,
     owner: Owner,
     buffer: &mut [u8],
 ) -> io::Result<u64> {
+    let meta = entry.meta;
     let mut file: File = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -222,9 +230,37 @@ pub(crate) fn write_file(
     if meta.mode & 0o7000 != 0 || meta.mode & owner.umask & 0o777 != 0 {
         file.set_permissions(Permissions::from_mode(meta.mode))?;
     }
+    // After chown, which drops `security.capability`.
+    for (name, value) in &entry.xattrs {
+        if let Err(errno) = rustix::fs::fsetxattr(&file, name.as_str(), value, XattrFlags::empty())
+        {
+            xattr_refused(path, name, errno)?;
+        }
+    }
     let time = FileTime::from_unix_time(meta.mtime, 0);
     filetime::set_file_handle_times(&file, Some(time), Some(time))?;
     Ok(written)
+}
+
+/// Sets `xattrs` on `path` (not following a symlink).
+fn set_xattrs(path: &Path, xattrs: &Xattrs) -> io::Result<()> {
+    for (name, value) in xattrs {
+        if let Err(errno) = rustix::fs::lsetxattr(path, name.as_str(), value, XattrFlags::empty()) {
+            xattr_refused(path, name, errno)?;
+        }
+    }
+    Ok(())
+}
+
+/// An attribute the file system or our privileges do not allow is
+/// skipped with a warning (as for device nodes); other errors fail.
+fn xattr_refused(path: &Path, name: &str, errno: rustix::io::Errno) -> io::Result<()> {
+    use rustix::io::Errno;
+    if matches!(errno, Errno::PERM | Errno::NOTSUP | Errno::ACCESS) {
+        tracing::warn!(path = %path.display(), name, %errno, "extended attribute skipped");
+        return Ok(());
+    }
+    Err(errno.into())
 }
 
 pub(crate) fn io_error(path: &Path, source: io::Error) -> UnpackError {

@@ -7,26 +7,28 @@ use std::io::{self, Write};
 
 use tar::{EntryType, Header};
 
-use super::entry::{Kind, Meta};
+use super::LayerRefs;
+use super::entry::{Kind, Meta, Xattrs};
 use super::layer::layer_error;
 use super::plan::{FinalInode, Tree};
-use super::{Counters, LayerRefs};
-use crate::unpack::UnpackError;
+use crate::unpack::{UnpackError, UnpackOptions};
 
 /// Writes `tree` as a tar to `out`.
 pub fn write(
     layers: &LayerRefs<'_>,
     tree: &Tree,
     out: &mut dyn Write,
-    counters: &Counters,
+    options: &UnpackOptions,
     extras: impl FnOnce(&mut tar::Builder<&mut dyn Write>) -> io::Result<()>,
 ) -> Result<(), UnpackError> {
+    let counters = &options.progress;
     let mut builder = tar::Builder::new(out);
     let io = |err: io::Error| UnpackError::Io {
         what: "tar output".into(),
         source: err,
     };
     for dir in tree.dirs.iter().filter(|d| !d.path.is_empty()) {
+        append_xattrs(&mut builder, &dir.xattrs).map_err(io)?;
         let mut header = header(EntryType::Directory, dir.meta);
         builder
             .append_data(&mut header, format!("{}/", dir.path), io::empty())
@@ -39,6 +41,7 @@ pub fn write(
     {
         let meta = file.inode.meta;
         let first = &file.names[0];
+        append_xattrs(&mut builder, &file.inode.xattrs).map_err(io)?;
         match &file.inode.kind {
             Kind::Symlink { target } => {
                 let mut header = header(EntryType::Symlink, meta);
@@ -81,11 +84,15 @@ pub fn write(
             let mut archive = stream.archive();
             let entries = archive.entries().map_err(|err| layer_error(layer, err))?;
             for (index, entry) in entries.enumerate() {
+                if options.cancel.is_cancelled() {
+                    return Err(UnpackError::Cancelled);
+                }
                 let entry = entry.map_err(|err| layer_error(layer, err))?;
                 let Some(file) = wanted.get(&index) else {
                     continue;
                 };
                 let size = entry.size();
+                append_xattrs(&mut builder, &file.inode.xattrs).map_err(io)?;
                 let mut header = header(EntryType::Regular, file.inode.meta);
                 header.set_size(size);
                 builder
@@ -128,4 +135,28 @@ fn append_links(builder: &mut tar::Builder<&mut dyn Write>, file: &FinalInode) -
         builder.append_link(&mut header, other, &file.names[0])?;
     }
     Ok(())
+}
+
+/// A PAX extended header carrying `xattrs` for the entry that follows.
+fn append_xattrs(builder: &mut tar::Builder<&mut dyn Write>, xattrs: &Xattrs) -> io::Result<()> {
+    if xattrs.is_empty() {
+        return Ok(());
+    }
+    let mut records = Vec::new();
+    for (name, value) in xattrs {
+        let body = [b" SCHILY.xattr.", name.as_bytes(), b"=", value, b"\n"].concat();
+        let mut length = body.len() + 1;
+        while length != body.len() + length.to_string().len() {
+            length = body.len() + length.to_string().len();
+        }
+        records.extend_from_slice(length.to_string().as_bytes());
+        records.extend_from_slice(&body);
+    }
+    let mut header = Header::new_ustar();
+    header.set_entry_type(EntryType::XHeader);
+    header.set_path("PaxHeaders/xattrs")?;
+    header.set_mode(0o644);
+    header.set_size(records.len() as u64);
+    header.set_cksum();
+    builder.append(&header, &records[..])
 }

@@ -94,6 +94,65 @@ impl Layer {
         self
     }
 
+    /// A file whose name (and, for a symlink, target) is carried by a PAX
+    /// extended header, as Go's archive/tar and BuildKit write long names.
+    pub fn pax_entry(mut self, path: &str, link_target: Option<&str>, content: &str) -> Self {
+        let mut records = pax_record("path", path);
+        if let Some(target) = link_target {
+            records.push_str(&pax_record("linkpath", target));
+        }
+        let mut x = header(tar::EntryType::XHeader, 0o644);
+        x.set_size(records.len() as u64);
+        x.as_old_mut().name[..12].copy_from_slice(b"PaxHeaders/x");
+        x.set_cksum();
+        self.builder.append(&x, records.as_bytes()).unwrap();
+        let kind = if link_target.is_some() {
+            tar::EntryType::Symlink
+        } else {
+            tar::EntryType::Regular
+        };
+        let mut h = header(kind, 0o644);
+        let short = &path.as_bytes()[..path.len().min(99)];
+        h.as_old_mut().name[..short.len()].copy_from_slice(short);
+        h.set_size(if link_target.is_some() {
+            0
+        } else {
+            content.len() as u64
+        });
+        h.set_cksum();
+        let data = if link_target.is_some() { "" } else { content };
+        self.builder.append(&h, data.as_bytes()).unwrap();
+        self
+    }
+
+    /// A regular file with extended attributes in a PAX header.
+    pub fn file_xattrs(mut self, path: &str, content: &str, xattrs: &[(&str, &[u8])]) -> Self {
+        let mut records = Vec::new();
+        for (name, value) in xattrs {
+            let body = [b" SCHILY.xattr.", name.as_bytes(), b"=", value, b"\n"].concat();
+            let mut length = body.len() + 1;
+            while length != body.len() + length.to_string().len() {
+                length = body.len() + length.to_string().len();
+            }
+            records.extend_from_slice(length.to_string().as_bytes());
+            records.extend_from_slice(&body);
+        }
+        let mut x = header(tar::EntryType::XHeader, 0o644);
+        x.set_size(records.len() as u64);
+        x.as_old_mut().name[..12].copy_from_slice(b"PaxHeaders/x");
+        x.set_cksum();
+        self.builder.append(&x, &records[..]).unwrap();
+        self.file(path, content)
+    }
+
+    pub fn chardev(mut self, path: &str, major: u32, minor: u32) -> Self {
+        let mut h = header(tar::EntryType::Char, 0o666);
+        h.set_device_major(major).unwrap();
+        h.set_device_minor(minor).unwrap();
+        self.builder.append_data(&mut h, path, &[][..]).unwrap();
+        self
+    }
+
     /// `.wh.NAME` beside `path`.
     pub fn whiteout(self, path: &str) -> Self {
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
@@ -106,6 +165,9 @@ impl Layer {
     }
 
     pub fn opaque(self, dir: &str) -> Self {
+        if dir.is_empty() {
+            return self.file(".wh..wh..opq", "");
+        }
         self.file(&format!("{dir}/.wh..wh..opq"), "")
     }
 
@@ -135,6 +197,16 @@ impl Layer {
         };
         (tar, blob)
     }
+}
+
+/// One PAX record, `<length> key=value\n`, the length counting itself.
+fn pax_record(key: &str, value: &str) -> String {
+    let rest = key.len() + value.len() + 3;
+    let mut length = rest + 1;
+    while length != rest + length.to_string().len() {
+        length = rest + length.to_string().len();
+    }
+    format!("{length} {key}={value}\n")
 }
 
 pub fn sha(bytes: &[u8]) -> String {

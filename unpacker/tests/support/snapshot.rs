@@ -1,5 +1,6 @@
 //! A directory tree as comparable facts: per path its type, mode, owner,
-//! size, content hash, link target, and which paths share an inode.
+//! size, content hash, link target, device number, and which paths share
+//! an inode.
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt;
@@ -21,6 +22,28 @@ pub struct Facts {
     pub mtime: Option<i64>,
     /// The smallest path sharing this inode (hard-link group).
     pub group: String,
+    /// Device number of device nodes.
+    pub rdev: u64,
+    /// Extended attributes, sorted by name.
+    pub xattrs: Vec<(String, Vec<u8>)>,
+}
+
+fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut names = vec![0u8; 4096];
+    let n = rustix::fs::llistxattr(path, &mut names[..]).unwrap_or(0);
+    let mut out: Vec<(String, Vec<u8>)> = names[..n]
+        .split(|b| *b == 0)
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            let name = String::from_utf8_lossy(name).into_owned();
+            let mut value = vec![0u8; 4096];
+            let len = rustix::fs::lgetxattr(path, name.as_str(), &mut value[..]).unwrap();
+            value.truncate(len);
+            (name, value)
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// Every path under `root` (relative, root itself as ".").
@@ -81,6 +104,8 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, Facts> {
                 }),
                 mtime: (kind != "dir").then(|| meta.mtime()),
                 group,
+                rdev: meta.rdev(),
+                xattrs: xattrs(&path),
             },
         );
     }
