@@ -51,7 +51,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             })
             .await?
         }
-        Config::Serve(config) => serve::serve(config, service::default_opener(), shutdown).await,
+        Config::Serve(config) => {
+            let opener = service::opener_with(config.registry.clone());
+            serve::serve(config, opener, shutdown).await
+        }
         Config::Request(config) => {
             let path = tokio::select! {
                 path = request::request(&config) => path?,

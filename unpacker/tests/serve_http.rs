@@ -321,3 +321,35 @@ async fn local_sources_outside_the_allowed_directories_are_forbidden() {
     );
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_sources_are_pulled_through_the_service_with_its_registry_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = layout(dir.path(), "pulled", 1024, Corrupt::Nothing);
+    let layout_dir = dir.path().join("pulled");
+    let registry = tokio::task::spawn_blocking(move || {
+        let registry =
+            gha_testkit::registry::Registry::start_with_token_auth("ci-bot", "s3cret-pass")
+                .unwrap();
+        registry
+            .push(&layout_dir, "v1", "ci/pulled", "v1", false)
+            .unwrap();
+        registry
+    })
+    .await
+    .unwrap();
+    assert!(source.starts_with("oci:"));
+    let mut setup = Setup::dir(dir.path());
+    setup.opener =
+        gha_unpacker::service::opener_with(gha_unpacker::source::registry::RegistryOptions {
+            auth_file: registry.auth_file().map(Path::to_path_buf),
+            ..Default::default()
+        });
+    let service = setup.start().await;
+    let reference = format!("docker://{}/ci/pulled:v1", registry.host());
+    let (status, body) = service.post(json!({"source": reference})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "published");
+    assert_eq!(text(&body["path"], "etc/os-release"), "NAME=pulled\n");
+    assert!(registry.tokens_issued() >= 1);
+}

@@ -19,6 +19,8 @@ use crate::service::Defaults;
 /// `gha-unpacker serve` flags.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    #[command(flatten)]
+    pub registry: crate::source::registry::RegistryArgs,
     /// Address of the HTTP API.
     #[arg(long, env = "GHA_UNPACKER_LISTEN", default_value = "127.0.0.1:8480")]
     pub listen: SocketAddr,
@@ -124,6 +126,8 @@ pub struct ServeConfig {
     pub max_concurrent: usize,
     pub nats: Option<NatsConfig>,
     pub admin_listen: Option<SocketAddr>,
+    /// How `docker://` sources are reached (credentials, insecure hosts).
+    pub registry: crate::source::registry::RegistryOptions,
 }
 
 /// Bearer tokens from `file`, one per non-empty line.
@@ -234,6 +238,7 @@ impl ServeArgs {
             Some(self.nats.validate()?)
         };
         Ok(ServeConfig {
+            registry: self.registry.options(),
             listen: self.listen,
             tokens: read_tokens("--token-file", &self.token_file)?,
             publisher,

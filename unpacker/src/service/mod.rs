@@ -40,6 +40,11 @@ pub fn default_opener() -> Opener {
     Arc::new(crate::source::open_source)
 }
 
+/// The transports of this build, `docker://` reached with `registry`.
+pub fn opener_with(registry: crate::source::registry::RegistryOptions) -> Opener {
+    Arc::new(move |reference| crate::source::open_source_with(reference, &registry))
+}
+
 /// What a request gets when it does not say, and where it may read.
 #[derive(Debug, Clone)]
 pub struct Defaults {

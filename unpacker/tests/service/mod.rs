@@ -109,6 +109,7 @@ impl Setup {
             max_concurrent: 2,
             nats,
             admin_listen: None,
+            registry: Default::default(),
         };
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(serve_on(
