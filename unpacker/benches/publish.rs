@@ -180,6 +180,7 @@ impl Service {
             max_concurrent: 2,
             nats: None,
             admin_listen: None,
+            registry: Default::default(),
         };
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(serve_on(
