@@ -53,14 +53,11 @@ impl Drop for NodeDown<'_> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_failure_mid_job_resubmits_exactly_once() {
-    let harness = Harness::start(Options {
+    let (harness, first, _) = Harness::one_job_launched(Options {
         launcher_mode: "hold",
         ..Options::default()
     })
     .await;
-    harness.publish(&harness.job(1)).await;
-    let first = harness.wait_phase(1, JobPhase::Submitted).await;
-    harness.wait_report(first.slurm_job_id).await;
 
     let down = NodeDown::take_down(&harness);
     let second = harness

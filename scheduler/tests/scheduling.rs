@@ -102,14 +102,11 @@ async fn demand_gone_before_submission_never_reaches_slurm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_launcher_presenting_its_claim_gets_one_jit_config() {
-    let harness = Harness::start(Options {
+    let (harness, submitted, report) = Harness::one_job_launched(Options {
         launcher_mode: "claim-hold",
         ..Options::default()
     })
     .await;
-    harness.publish(&harness.job(1)).await;
-    let submitted = harness.wait_submitted(1).await;
-    let report = harness.wait_report(submitted.slurm_job_id).await;
     assert_eq!(
         report["refusal"], "JIT_CONFIG_REFUSAL_UNSPECIFIED",
         "{report}"
@@ -156,14 +153,11 @@ async fn a_launcher_presenting_its_claim_gets_one_jit_config() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_claim_is_refused_and_mints_nothing() {
-    let harness = Harness::start(Options {
+    let (harness, _, report) = Harness::one_job_launched(Options {
         launcher_mode: "wrong-claim",
         ..Options::default()
     })
     .await;
-    harness.publish(&harness.job(1)).await;
-    let submitted = harness.wait_submitted(1).await;
-    let report = harness.wait_report(submitted.slurm_job_id).await;
     assert_eq!(
         report["refusal"], "JIT_CONFIG_REFUSAL_BAD_CLAIM",
         "{report}"
@@ -175,14 +169,11 @@ async fn a_wrong_claim_is_refused_and_mints_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slurm_job_that_dies_before_its_runner_took_work_is_resubmitted_once() {
-    let harness = Harness::start(Options {
+    let (harness, first, _) = Harness::one_job_launched(Options {
         launcher_mode: "hold",
         ..Options::default()
     })
     .await;
-    harness.publish(&harness.job(1)).await;
-    let first = harness.wait_phase(1, JobPhase::Submitted).await;
-    harness.wait_report(first.slurm_job_id).await;
     // An administrator cancels the running job (as a node failure would end it).
     let status = harness
         .slurm
@@ -299,14 +290,11 @@ async fn under_a_cap_two_repositories_share_capacity_fairly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runner_that_took_work_is_done_when_its_slurm_job_ends_not_resubmitted() {
     use gha_proto::v1::{RunnerEvent, RunnerEventKind};
-    let harness = Harness::start(Options {
+    let (harness, submitted, _) = Harness::one_job_launched(Options {
         launcher_mode: "hold",
         ..Options::default()
     })
     .await;
-    harness.publish(&harness.job(1)).await;
-    let submitted = harness.wait_phase(1, JobPhase::Submitted).await;
-    harness.wait_report(submitted.slurm_job_id).await;
     let event = |slurm_job_id, kind: RunnerEventKind, sequence| RunnerEvent {
         slurm_job_id,
         job_id: 1,
@@ -415,15 +403,12 @@ async fn a_job_no_pool_serves_is_recorded_with_its_reason_and_never_submitted() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_attempts_are_spent_the_job_fails_with_the_reason() {
-    let harness = Harness::start(Options {
+    let (harness, submitted, _) = Harness::one_job_launched(Options {
         launcher_mode: "hold",
         max_attempts: 1,
         ..Options::default()
     })
     .await;
-    harness.publish(&harness.job(1)).await;
-    let submitted = harness.wait_phase(1, JobPhase::Submitted).await;
-    harness.wait_report(submitted.slurm_job_id).await;
     harness
         .slurm
         .command("scancel")

@@ -168,6 +168,25 @@ impl GitHubClient {
         }
     }
 
+    /// A request to `path` with the credentials and the headers GitHub
+    /// asks every client to send.
+    async fn authorized(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<reqwest::RequestBuilder, GitHubError> {
+        Ok(self
+            .http
+            .request(method, format!("{}{path}", self.base_url))
+            .header(
+                AUTHORIZATION,
+                format!("Bearer {}", self.bearer().await?.expose_secret()),
+            )
+            .header(ACCEPT, "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28")
+            .header(USER_AGENT, "slurm-actions"))
+    }
+
     /// The budget the last response reported, if any.
     pub fn budget(&self) -> Option<Budget> {
         *self.budget.lock().expect("budget lock")
@@ -185,16 +204,7 @@ impl GitHubClient {
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let mut request = self
-            .http
-            .get(format!("{}{path}", self.base_url))
-            .header(
-                AUTHORIZATION,
-                format!("Bearer {}", self.bearer().await?.expose_secret()),
-            )
-            .header(ACCEPT, "application/vnd.github+json")
-            .header("X-GitHub-Api-Version", "2022-11-28")
-            .header(USER_AGENT, "slurm-actions-gha-poller");
+        let mut request = self.authorized(reqwest::Method::GET, path).await?;
         if let Some(etag) = etag {
             request = request.header(IF_NONE_MATCH, etag);
         }
@@ -253,16 +263,7 @@ impl GitHubClient {
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base_url))
-            .header(
-                AUTHORIZATION,
-                format!("Bearer {}", self.bearer().await?.expose_secret()),
-            )
-            .header(ACCEPT, "application/vnd.github+json")
-            .header("X-GitHub-Api-Version", "2022-11-28")
-            .header(USER_AGENT, "slurm-actions");
+        let mut request = self.authorized(method, path).await?;
         if let Some(body) = body {
             request = request.json(body);
         }

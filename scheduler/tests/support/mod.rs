@@ -253,6 +253,17 @@ impl Harness {
         SlurmCli::new(config)
     }
 
+    /// A scheduler with job 1 submitted and its launcher started (and, by
+    /// the launcher mode, claimed): the harness, the record as it was once
+    /// submitted, and the launcher's report.
+    pub async fn one_job_launched(options: Options) -> (Harness, JobState, serde_json::Value) {
+        let harness = Harness::start(options).await;
+        harness.publish(&harness.job(1)).await;
+        let submitted = harness.wait_submitted(1).await;
+        let report = harness.wait_report(submitted.slurm_job_id).await;
+        (harness, submitted, report)
+    }
+
     /// Starts (or restarts) the in-process scheduler.
     pub async fn run_scheduler(&mut self) {
         let policy = Policy::from_toml("test-policy.toml", &self.options.policy).expect("policy");
