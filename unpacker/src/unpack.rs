@@ -136,15 +136,23 @@ pub fn unpack_to_dir(
     let spool_dir = Staging::create(dest, "spool")?;
     let layers = layer_refs(source, image);
     let counters = &options.progress;
-    let spool = Spool::new(&spool_dir.path, counters);
+    let spool = Spool::new(&spool_dir.path, counters)?;
     let tree = flatten::plan(&layers, options, Some(&spool))?;
     let tree = finish_tree(tree, image, options);
+    let planned = started.elapsed();
     write_dir::write(&tree, &staging.path, &spool, options)?;
     if options.apptainer {
         apptainer::write_extras(&staging.path, &image.config)?;
     }
     staging.publish(dest)?;
+    let placed = started.elapsed();
     drop(spool_dir);
+    tracing::debug!(
+        read_and_spooled = ?planned,
+        placed = ?(placed - planned),
+        spool_removed = ?(started.elapsed() - placed),
+        "unpack phases"
+    );
     Ok(report(image, counters, started))
 }
 

@@ -77,6 +77,18 @@ fn archives_unpack_like_their_layout() {
         want,
         "legacy docker-archive"
     );
+    // skopeo's FILE:NAME:TAG picks an image by its RepoTags.
+    let named = format!("docker-archive:{}:img:t", docker_archive.display());
+    unpack(&named, &w.join("named"));
+    assert_eq!(snapshot(&w.join("named")), want, "{named}");
+    let reference: SourceRef = format!("docker-archive:{}:img:other", docker_archive.display())
+        .parse()
+        .unwrap();
+    let error = open_source(&reference)
+        .err()
+        .expect("no such image")
+        .to_string();
+    assert!(error.contains("no image named \"img:other\""), "{error}");
 
     // Docker 25+: the layout itself plus a manifest.json, in one tar.
     let docker25 = w.join("image.docker25.tar");

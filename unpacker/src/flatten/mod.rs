@@ -95,7 +95,11 @@ pub(crate) fn parallel_map<T: Send>(
                     match work(i) {
                         Ok(value) => results.lock().expect("not poisoned")[i] = Some(value),
                         Err(err) => {
-                            failure.lock().expect("not poisoned").get_or_insert(err);
+                            let mut slot = failure.lock().expect("not poisoned");
+                            // The first real error, not the others' stopping.
+                            if slot.is_none() || matches!(*slot, Some(UnpackError::Cancelled)) {
+                                *slot = Some(err);
+                            }
                             return;
                         }
                     }
@@ -123,6 +127,8 @@ pub fn plan(
 ) -> Result<Tree, UnpackError> {
     let counters = &options.progress;
     let layer_count = layers.descriptors.len();
+    // Stops the other layers as soon as one fails.
+    let stop = options.cancel.child_token();
     let scanned: Vec<Scanned> = parallel_map(layer_count, options.parallel_layers, |layer| {
         scan(
             layers.source,
@@ -131,8 +137,9 @@ pub fn plan(
             &layers.diff_ids[layer],
             &counters.bytes_read,
             spool,
-            &options.cancel,
+            &stop,
         )
+        .inspect_err(|_| stop.cancel())
     })?;
     let mut plan = Plan::default();
     for (layer, scanned) in scanned.iter().enumerate() {

@@ -7,12 +7,16 @@
 //! replaced or whited out, is deleted. It sits beside the destination, on
 //! the same file system, so the renames are cheap.
 
+use std::fs::File;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags};
 
 use super::Counters;
 use super::entry::Entry;
-use super::write_dir::{Owner, io_error, write_file};
+use super::write_dir::{Owner, fill_file, io_error};
 use crate::unpack::UnpackError;
 
 /// Copy buffer per layer: large reads keep the inflater's calls few.
@@ -21,23 +25,37 @@ const COPY_BUFFER: usize = 1024 * 1024;
 /// A spool directory.
 pub struct Spool<'a> {
     dir: &'a Path,
+    /// Files are made and moved relative to this, without path walks.
+    fd: OwnedFd,
     owner: Owner,
     counters: &'a Counters,
 }
 
 impl<'a> Spool<'a> {
     /// Over `dir`, an existing empty directory.
-    pub fn new(dir: &'a Path, counters: &'a Counters) -> Self {
-        Self {
+    pub fn new(dir: &'a Path, counters: &'a Counters) -> Result<Self, UnpackError> {
+        let fd = rustix::fs::open(
             dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| io_error(dir, errno.into()))?;
+        Ok(Self {
+            dir,
+            fd,
             owner: Owner::current(),
             counters,
-        }
+        })
     }
 
-    /// Where entry `index` of `layer` is spooled.
-    pub fn path(&self, layer: usize, index: usize) -> PathBuf {
-        self.dir.join(format!("{layer}-{index}"))
+    /// The name entry `index` of `layer` is spooled under, in [`Self::fd`].
+    pub fn name(layer: usize, index: usize) -> String {
+        format!("{layer}-{index}")
+    }
+
+    /// The spool directory.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
     /// Writes one entry's content.
@@ -52,8 +70,17 @@ impl<'a> Spool<'a> {
         if buffer.is_empty() {
             buffer.resize(COPY_BUFFER, 0);
         }
-        let path = self.path(layer, index);
-        let size = write_file(&path, data, entry, self.owner, buffer).map_err(|err| {
+        let name = Self::name(layer, index);
+        let path = self.dir.join(&name);
+        let size = rustix::fs::openat(
+            &self.fd,
+            name.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+            Mode::from_raw_mode(entry.meta.mode & 0o777),
+        )
+        .map_err(io::Error::from)
+        .and_then(|fd| fill_file(&mut File::from(fd), &path, data, entry, self.owner, buffer))
+        .map_err(|err| {
             if crate::verify::Mismatch::find(&err).is_some() {
                 super::layer::layer_error(layer, err)
             } else {

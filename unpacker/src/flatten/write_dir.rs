@@ -4,14 +4,15 @@
 //! directories' own metadata, deepest first, so that filling them cannot
 //! change it. No path here crosses a symlink: the plan resolved them all.
 
-use std::fs::{self, File, OpenOptions, Permissions};
+use std::fs::{self, File, Permissions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use filetime::FileTime;
-use rustix::fs::{FileType, Gid, Mode, Uid, XattrFlags};
+use rustix::fs::{FileType, Gid, Mode, OFlags, Uid, XattrFlags};
 
 use super::Counters;
 use super::entry::{Entry, Kind, Meta, Xattrs};
@@ -174,16 +175,36 @@ fn place_contents(
     spool: &Spool<'_>,
     options: &UnpackOptions,
 ) -> Result<(), UnpackError> {
-    for file in &tree.files {
+    // By directory, so each rename is relative to an open directory.
+    let mut files: Vec<&FinalInode> = tree
+        .files
+        .iter()
+        .filter(|f| matches!(f.inode.kind, Kind::File { .. }))
+        .collect();
+    files.sort_by(|a, b| a.names[0].cmp(&b.names[0]));
+    let mut parent_fd: Option<(&str, OwnedFd)> = None;
+    for file in files {
         if options.cancel.is_cancelled() {
             return Err(UnpackError::Cancelled);
         }
-        if !matches!(file.inode.kind, Kind::File { .. }) {
-            continue;
-        }
-        let from = spool.path(file.inode.layer, file.inode.entry);
+        let (parent, name) = file.names[0]
+            .rsplit_once('/')
+            .unwrap_or(("", &file.names[0]));
         let to = root.join(&file.names[0]);
-        fs::rename(&from, &to).map_err(|err| io_error(&to, err))?;
+        if parent_fd.as_ref().is_none_or(|(open, _)| *open != parent) {
+            let dir = root.join(parent);
+            let fd = rustix::fs::open(
+                &dir,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|errno| io_error(&dir, errno.into()))?;
+            parent_fd = Some((parent, fd));
+        }
+        let (_, fd) = parent_fd.as_ref().expect("just opened");
+        let from = Spool::name(file.inode.layer, file.inode.entry);
+        rustix::fs::renameat(spool.fd(), from.as_str(), fd, name)
+            .map_err(|errno| io_error(&to, errno.into()))?;
         if options.apptainer {
             fs::set_permissions(&to, Permissions::from_mode(file.inode.meta.mode))
                 .map_err(|err| io_error(&to, err))?;
@@ -197,7 +218,10 @@ fn place_contents(
     Ok(())
 }
 
-pub(crate) fn write_file(
+/// Writes `data` into the new `file` (created with `entry`'s permission
+/// bits) and gives it `entry`'s owner, special mode bits, xattrs and times.
+pub(crate) fn fill_file(
+    file: &mut File,
     path: &Path,
     data: &mut impl Read,
     entry: &Entry,
@@ -205,11 +229,6 @@ pub(crate) fn write_file(
     buffer: &mut [u8],
 ) -> io::Result<u64> {
     let meta = entry.meta;
-    let mut file: File = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(meta.mode & 0o777)
-        .open(path)?;
     let mut written = 0;
     loop {
         let n = match data.read(buffer) {
@@ -225,20 +244,20 @@ pub(crate) fn write_file(
     // not setgid: `Staging` sets its mode to exactly 0700).
     let (uid, gid) = ids(meta);
     if owner.root && (uid, gid) != (0, 0) {
-        rustix::fs::fchown(&file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
+        rustix::fs::fchown(&*file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
     }
     if meta.mode & 0o7000 != 0 || meta.mode & owner.umask & 0o777 != 0 {
         file.set_permissions(Permissions::from_mode(meta.mode))?;
     }
     // After chown, which drops `security.capability`.
     for (name, value) in &entry.xattrs {
-        if let Err(errno) = rustix::fs::fsetxattr(&file, name.as_str(), value, XattrFlags::empty())
+        if let Err(errno) = rustix::fs::fsetxattr(&*file, name.as_str(), value, XattrFlags::empty())
         {
             xattr_refused(path, name, errno)?;
         }
     }
     let time = FileTime::from_unix_time(meta.mtime, 0);
-    filetime::set_file_handle_times(&file, Some(time), Some(time))?;
+    filetime::set_file_handle_times(file, Some(time), Some(time))?;
     Ok(written)
 }
 

@@ -18,14 +18,54 @@ use super::store::{Store, TarStore};
 use super::{Fetched, ImageSource, SourceError};
 use crate::image::{Descriptor, Digest, ImageConfig, Manifest, media_type};
 
-/// Opens a `docker save` archive in whichever form it has.
+/// Opens a `docker save` archive in whichever form it has. skopeo's
+/// `docker-archive:FILE:NAME:TAG` names an image inside the archive: when
+/// `file` does not exist but its part before a `:` does, the rest is that
+/// name, and must be one of the image's `RepoTags`.
 pub fn open(file: &Path) -> Result<Box<dyn ImageSource>, SourceError> {
+    let (file, wanted) = split_reference(file);
     let store = TarStore::index(file)?;
     let label = format!("docker-archive:{}", file.display());
     if store.contains("index.json") && store.contains("oci-layout") {
         return Ok(Box::new(LayoutSource::open(store, label, None)?));
     }
-    Ok(Box::new(LegacyArchive::open(store, label)?))
+    Ok(Box::new(LegacyArchive::open(store, label, wanted)?))
+}
+
+/// Whether two image names are the same once expanded as docker does
+/// (`img:t` is `docker.io/library/img:t`; skopeo writes the long form,
+/// `docker save` the short one).
+fn same_name(a: &str, b: &str) -> bool {
+    fn expand(name: &str) -> String {
+        match name.split_once('/') {
+            None => format!("docker.io/library/{name}"),
+            Some((first, _))
+                if !first.contains('.') && !first.contains(':') && first != "localhost" =>
+            {
+                format!("docker.io/{name}")
+            }
+            Some(_) => name.to_owned(),
+        }
+    }
+    expand(a) == expand(b)
+}
+
+/// `FILE[:NAME:TAG]` -> (FILE, NAME:TAG), looking at the file system.
+fn split_reference(path: &Path) -> (&Path, Option<&str>) {
+    if path.exists() {
+        return (path, None);
+    }
+    let Some(text) = path.to_str() else {
+        return (path, None);
+    };
+    let mut at = text.len();
+    while let Some(colon) = text[..at].rfind(':') {
+        if Path::new(&text[..colon]).is_file() {
+            return (Path::new(&text[..colon]), Some(&text[colon + 1..]));
+        }
+        at = colon;
+    }
+    (path, None)
 }
 
 /// One image of `manifest.json`.
@@ -34,6 +74,8 @@ pub fn open(file: &Path) -> Result<Box<dyn ImageSource>, SourceError> {
 struct SavedImage {
     config: String,
     layers: Vec<String>,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
 }
 
 /// A legacy `docker save` archive, seen through a synthesised manifest.
@@ -46,7 +88,7 @@ pub struct LegacyArchive {
 }
 
 impl LegacyArchive {
-    fn open(store: TarStore, label: String) -> Result<Self, SourceError> {
+    fn open(store: TarStore, label: String, wanted: Option<&str>) -> Result<Self, SourceError> {
         let malformed = |detail: String| SourceError::Malformed {
             what: label.clone(),
             detail,
@@ -54,12 +96,24 @@ impl LegacyArchive {
         let listing = store.read_small("manifest.json")?;
         let images: Vec<SavedImage> = serde_json::from_slice(&listing)
             .map_err(|err| malformed(format!("manifest.json: {err}")))?;
-        let image = match <[SavedImage; 1]>::try_from(images) {
-            Ok([image]) => image,
-            Err(images) => {
+        let count = images.len();
+        let mut matching = images.into_iter().filter(|image| match wanted {
+            Some(name) => image
+                .repo_tags
+                .as_ref()
+                .is_some_and(|tags| tags.iter().any(|tag| same_name(tag, name))),
+            None => true,
+        });
+        let image = match (matching.next(), matching.next()) {
+            (Some(image), None) => image,
+            (None, _) => {
+                return Err(SourceError::NotFound {
+                    what: format!("{label}: no image named {:?}", wanted.unwrap_or("")),
+                });
+            }
+            (Some(_), Some(_)) => {
                 return Err(malformed(format!(
-                    "holds {} images; exactly one is supported",
-                    images.len()
+                    "holds {count} images: name one with docker-archive:FILE:NAME:TAG"
                 )));
             }
         };
@@ -137,5 +191,16 @@ impl ImageSource for LegacyArchive {
                 what: format!("blob {} in {}", descriptor.digest, self.label),
             })?;
         self.store.open(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_compare_as_docker_expands_them() {
+        assert!(super::same_name("docker.io/library/img:t", "img:t"));
+        assert!(super::same_name("docker.io/org/img:t", "org/img:t"));
+        assert!(super::same_name("r.example/a:1", "r.example/a:1"));
+        assert!(!super::same_name("r.example/a:1", "a:1"));
     }
 }
