@@ -1,6 +1,6 @@
 //! Flattening layers into one tree.
 //!
-//! [`plan`] reads every layer in parallel (both digests checked) and
+//! [`plan()`] reads every layer in parallel (both digests checked) and
 //! applies the headers in order to an in-memory [`plan::Plan`]: the final
 //! tree. Then:
 //!
