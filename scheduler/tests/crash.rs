@@ -23,7 +23,7 @@ fn pending_options() -> Options {
 }
 
 /// Waits for a scheduler armed with a failpoint to abort.
-fn wait_for_abort(child: &mut std::process::Child) {
+fn wait_for_abort(child: &mut support::SchedulerProcess) {
     let status = eventually_blocking(
         "the scheduler aborts at its failpoint",
         Duration::from_secs(30),

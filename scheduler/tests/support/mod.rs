@@ -137,7 +137,7 @@ impl Harness {
     /// Starts the `gha-scheduler run` binary against this harness, with
     /// `failpoint` armed (see `gha_scheduler::failpoint`); its stderr goes
     /// to `<reports>/scheduler-<n>.log`.
-    pub fn spawn_binary(&self, failpoint: Option<&str>) -> std::process::Child {
+    pub fn spawn_binary(&self, failpoint: Option<&str>) -> SchedulerProcess {
         let token = self.reports.path().join("github-token");
         std::fs::write(&token, self.emulator.token()).unwrap();
         let auth = vec![
@@ -152,7 +152,7 @@ impl Harness {
         &self,
         failpoint: Option<&str>,
         auth: &[String],
-    ) -> std::process::Child {
+    ) -> SchedulerProcess {
         let dir = self.reports.path();
         let policy = dir.join("policy.toml");
         std::fs::write(&policy, &self.options.policy).unwrap();
@@ -198,7 +198,7 @@ impl Harness {
         if let Some(point) = failpoint {
             command.env("GHA_SCHEDULER_FAILPOINT", point);
         }
-        command.spawn().expect("gha-scheduler starts")
+        SchedulerProcess(command.spawn().expect("gha-scheduler starts"))
     }
 
     /// Everything the scheduler binaries of this test logged.
@@ -470,6 +470,31 @@ impl Harness {
         })
         .await
         .expect("the launcher reported")
+    }
+}
+
+/// A `gha-scheduler` process, killed when dropped (a failing test must not
+/// leave it running).
+pub struct SchedulerProcess(pub std::process::Child);
+
+impl SchedulerProcess {
+    pub fn kill(&mut self) -> std::io::Result<()> {
+        self.0.kill()
+    }
+
+    pub fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.0.wait()
+    }
+
+    pub fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        self.0.try_wait()
+    }
+}
+
+impl Drop for SchedulerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
