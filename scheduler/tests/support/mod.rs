@@ -148,11 +148,7 @@ impl Harness {
     }
 
     /// [`Harness::spawn_binary`] with these GitHub credential flags.
-    pub fn spawn_binary_with(
-        &self,
-        failpoint: Option<&str>,
-        auth: &[String],
-    ) -> SchedulerProcess {
+    pub fn spawn_binary_with(&self, failpoint: Option<&str>, auth: &[String]) -> SchedulerProcess {
         let dir = self.reports.path();
         let policy = dir.join("policy.toml");
         std::fs::write(&policy, &self.options.policy).unwrap();
