@@ -327,21 +327,25 @@ mod tests {
     use super::*;
     use crate::slurm::SlurmState;
 
-    fn submitted(job_id: i64) -> JobState {
+    /// A record between its durable name and `sbatch`.
+    fn submitting(job_id: i64) -> JobState {
         let job = QueuedJob {
             job_id,
             repository: "org/repo".into(),
             labels: vec!["slurm".into()],
             ..QueuedJob::default()
         };
-        let state = record::submitting(
+        record::submitting(
             record::queued(job, 1),
             Placement::default(),
             "gha",
             [0; 32],
             2,
-        );
-        record::submitted(state, 100 + job_id as u64, 3)
+        )
+    }
+
+    fn submitted(job_id: i64) -> JobState {
+        record::submitted(submitting(job_id), 100 + job_id as u64, 3)
     }
 
     fn slurm(state: &JobState, slurm_state: SlurmState) -> HashMap<String, SlurmJob> {
@@ -409,17 +413,7 @@ mod tests {
 
     #[test]
     fn a_record_left_between_durable_name_and_sbatch_adopts_or_requeues() {
-        let job = QueuedJob {
-            job_id: 9,
-            ..QueuedJob::default()
-        };
-        let state = record::submitting(
-            record::queued(job, 1),
-            Placement::default(),
-            "gha",
-            [0; 32],
-            2,
-        );
+        let state = submitting(9);
         let mut found = slurm(&state, SlurmState::Pending);
         found.get_mut(&state.slurm_job_name).unwrap().id = 77;
         assert_eq!(

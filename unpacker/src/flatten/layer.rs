@@ -52,17 +52,7 @@ impl<'a> Stream<'a> {
         diff_id: &Digest,
         counter: &'a AtomicU64,
     ) -> Result<Self, UnpackError> {
-        let raw = source.blob(descriptor)?;
-        let compressed = VerifyingReader::new(
-            Counting {
-                inner: raw,
-                counter,
-            },
-            descriptor.digest.clone(),
-            Some(descriptor.size),
-            format!("layer {layer} blob"),
-        );
-        let decoded = decode(compressed).map_err(|err| layer_error(layer, err))?;
+        let decoded = open_decoded(source, descriptor, layer, counter)?;
         let tar = VerifyingReader::new(
             decoded,
             diff_id.clone(),
@@ -88,6 +78,27 @@ impl<'a> Stream<'a> {
         io::copy(&mut rest, &mut io::sink()).map_err(|err| layer_error(layer, err))?;
         Ok(())
     }
+}
+
+/// Layer `layer`'s blob, counted into `counter`, its compressed digest and
+/// size checked as it is read, and decompressed by its magic bytes.
+fn open_decoded<'a>(
+    source: &dyn ImageSource,
+    descriptor: &Descriptor,
+    layer: usize,
+    counter: &'a AtomicU64,
+) -> Result<Decoded<Compressed<'a>>, UnpackError> {
+    let raw = source.blob(descriptor)?;
+    let compressed = VerifyingReader::new(
+        Counting {
+            inner: raw,
+            counter,
+        },
+        descriptor.digest.clone(),
+        Some(descriptor.size),
+        format!("layer {layer} blob"),
+    );
+    decode(compressed).map_err(|err| layer_error(layer, err))
 }
 
 /// An I/O error of layer `layer`, with digest mismatches told apart.
@@ -176,17 +187,7 @@ fn scan_headers(
     spool: Option<&Spool<'_>>,
     cancel: &CancellationToken,
 ) -> Result<Scanned, UnpackError> {
-    let raw = source.blob(descriptor)?;
-    let compressed = VerifyingReader::new(
-        Counting {
-            inner: raw,
-            counter,
-        },
-        descriptor.digest.clone(),
-        Some(descriptor.size),
-        format!("layer {layer} blob"),
-    );
-    let decoded = decode(compressed).map_err(|err| layer_error(layer, err))?;
+    let decoded = open_decoded(source, descriptor, layer, counter)?;
     std::thread::scope(|scope| {
         // Inflating (and the compressed digest) on one core, the tar, the
         // diff_id and the files on another.

@@ -85,20 +85,6 @@ impl DirPublisher {
         }
         Ok(())
     }
-
-    fn published(
-        &self,
-        job: &PublishJob,
-        status: PublishStatus,
-        report: UnpackReport,
-    ) -> Published {
-        Published {
-            status,
-            path: self.image_path(&job.digest),
-            tag_path: job.tag.as_ref().map(|tag| self.tag_path(tag)),
-            report,
-        }
-    }
 }
 
 impl Publisher for DirPublisher {

@@ -155,6 +155,21 @@ pub trait Publisher: Send + Sync {
 
     /// Removes the images `digests` and the tag links that point at them.
     fn remove(&self, digests: &[Digest]) -> Result<(), PublishError>;
+
+    /// The answer for `job`: where its image and tag link are.
+    fn published(
+        &self,
+        job: &PublishJob,
+        status: PublishStatus,
+        report: UnpackReport,
+    ) -> Published {
+        Published {
+            status,
+            path: self.image_path(&job.digest),
+            tag_path: job.tag.as_ref().map(|tag| self.tag_path(tag)),
+            report,
+        }
+    }
 }
 
 /// The relative target of the tag link `tag` (under `tags/`) to the image

@@ -151,20 +151,6 @@ impl CvmfsPublisher {
         })
     }
 
-    fn published(
-        &self,
-        job: &PublishJob,
-        status: PublishStatus,
-        report: UnpackReport,
-    ) -> Published {
-        Published {
-            status,
-            path: self.image_path(&job.digest),
-            tag_path: job.tag.as_ref().map(|tag| self.tag_path(tag)),
-            report,
-        }
-    }
-
     fn run_batch(&self, jobs: Vec<PublishJob>) -> Vec<Result<Published, PublishError>> {
         // Nothing to write: no transaction at all.
         if jobs
