@@ -3,16 +3,27 @@
 //! and delete runners. The adapter speaks REST through the poller's client
 //! (no retries: a POST that failed is looked up, never blindly repeated).
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use gha_poller::github::{GitHubClient, GitHubError};
+use gha_poller::github::{AppCredentials, Auth, GitHubClient, GitHubError};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-/// Where runners are registered: a repository or an organisation.
+/// Where runners are registered: a repository or an organisation, and
+/// the GitHub App installation that reaches it (none with a token).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum RunnerScope {
+pub struct RunnerScope {
+    pub target: ScopeTarget,
+    /// From the job (`QueuedJob.installation_id`); `None` when the job was
+    /// seen with a token.
+    pub installation: Option<u64>,
+}
+
+/// A repository or an organisation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ScopeTarget {
     /// `owner/name`.
     Repo(String),
     Org(String),
@@ -20,9 +31,9 @@ pub enum RunnerScope {
 
 impl RunnerScope {
     fn prefix(&self) -> String {
-        match self {
-            Self::Repo(repo) => format!("/repos/{repo}/actions/runners"),
-            Self::Org(org) => format!("/orgs/{org}/actions/runners"),
+        match &self.target {
+            ScopeTarget::Repo(repo) => format!("/repos/{repo}/actions/runners"),
+            ScopeTarget::Org(org) => format!("/orgs/{org}/actions/runners"),
         }
     }
 }
@@ -81,15 +92,67 @@ pub trait GitHubApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), GitHubError>> + Send;
 }
 
-/// [`GitHubApi`] over REST.
-#[derive(Debug, Clone)]
+/// [`GitHubApi`] over REST: one client (a token, or one fixed App
+/// installation), or a client per installation, made when first needed.
+#[derive(Debug)]
 pub struct RestGitHub {
-    client: Arc<GitHubClient>,
+    clients: Clients,
+}
+
+#[derive(Debug)]
+enum Clients {
+    One(Arc<GitHubClient>),
+    PerInstallation {
+        api_url: String,
+        app: Arc<AppCredentials>,
+        made: Mutex<HashMap<u64, Arc<GitHubClient>>>,
+    },
 }
 
 impl RestGitHub {
+    /// Every request through `client`.
     pub fn new(client: Arc<GitHubClient>) -> Self {
-        Self { client }
+        Self {
+            clients: Clients::One(client),
+        }
+    }
+
+    /// Each scope through its own installation of `app`.
+    pub fn per_installation(api_url: &str, app: Arc<AppCredentials>) -> Self {
+        Self {
+            clients: Clients::PerInstallation {
+                api_url: api_url.to_owned(),
+                app,
+                made: Mutex::new(HashMap::new()),
+            },
+        }
+    }
+
+    fn client(&self, scope: &RunnerScope) -> Result<Arc<GitHubClient>, GitHubError> {
+        match &self.clients {
+            Clients::One(client) => Ok(client.clone()),
+            Clients::PerInstallation { api_url, app, made } => {
+                let installation = scope.installation.ok_or_else(|| GitHubError::NotFound {
+                    path: format!(
+                        "{} (the job names no GitHub App installation)",
+                        scope.prefix()
+                    ),
+                })?;
+                let mut made = made.lock().expect("clients lock");
+                Ok(made
+                    .entry(installation)
+                    .or_insert_with(|| {
+                        Arc::new(GitHubClient::with_auth(
+                            api_url,
+                            Auth::Installation {
+                                app: app.clone(),
+                                installation,
+                            },
+                        ))
+                    })
+                    .clone())
+            }
+        }
     }
 }
 
@@ -117,7 +180,7 @@ impl GitHubApi for RestGitHub {
             "work_folder": "_work",
         });
         let answer: JitAnswer = self
-            .client
+            .client(scope)?
             .post(&format!("{}/generate-jitconfig", scope.prefix()), &body)
             .await?;
         Ok(Minted {
@@ -133,7 +196,7 @@ impl GitHubApi for RestGitHub {
     ) -> Result<Option<Runner>, GitHubError> {
         let path = format!("{}?name={name}&per_page=100", scope.prefix());
         Ok(self
-            .page(&path)
+            .page(scope, &path)
             .await?
             .runners
             .into_iter()
@@ -148,7 +211,10 @@ impl GitHubApi for RestGitHub {
         let mut runners = Vec::new();
         let mut path = Some(format!("{}?per_page=100", scope.prefix()));
         while let Some(current) = path {
-            let fetched = self.client.get::<RunnerPage>(&current, None).await?;
+            let fetched = self
+                .client(scope)?
+                .get::<RunnerPage>(&current, None)
+                .await?;
             path = match fetched {
                 gha_poller::github::Fetched::Fresh { value, next, .. } => {
                     runners.extend(
@@ -166,15 +232,15 @@ impl GitHubApi for RestGitHub {
     }
 
     async fn delete_runner(&self, scope: &RunnerScope, runner_id: i64) -> Result<(), GitHubError> {
-        self.client
+        self.client(scope)?
             .delete(&format!("{}/{runner_id}", scope.prefix()))
             .await
     }
 }
 
 impl RestGitHub {
-    async fn page(&self, path: &str) -> Result<RunnerPage, GitHubError> {
-        match self.client.get::<RunnerPage>(path, None).await? {
+    async fn page(&self, scope: &RunnerScope, path: &str) -> Result<RunnerPage, GitHubError> {
+        match self.client(scope)?.get::<RunnerPage>(path, None).await? {
             gha_poller::github::Fetched::Fresh { value, .. } => Ok(value),
             gha_poller::github::Fetched::NotModified => Ok(RunnerPage {
                 runners: Vec::new(),

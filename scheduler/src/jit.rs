@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tracing::{info, warn};
 
 use crate::engine::{Change, Engine, EngineError, Placer, now_ms};
-use crate::github::{GitHubApi, RunnerRequest, RunnerScope};
+use crate::github::{GitHubApi, RunnerRequest, RunnerScope, ScopeTarget};
 use crate::settings::ScopeKind;
 use crate::slurm::BatchSystem;
 use crate::{claim, record};
@@ -22,9 +22,13 @@ fn refusal(kind: JitConfigRefusal, message: impl Into<String>) -> JitConfigReply
 /// Where this job's runner is registered.
 pub fn scope(kind: ScopeKind, state: &JobState) -> RunnerScope {
     let job = state.job.clone().unwrap_or_default();
-    match kind {
-        ScopeKind::Repo => RunnerScope::Repo(job.repository),
-        ScopeKind::Org => RunnerScope::Org(job.owner),
+    let target = match kind {
+        ScopeKind::Repo => ScopeTarget::Repo(job.repository),
+        ScopeKind::Org => ScopeTarget::Org(job.owner),
+    };
+    RunnerScope {
+        target,
+        installation: u64::try_from(job.installation_id).ok().filter(|id| *id > 0),
     }
 }
 

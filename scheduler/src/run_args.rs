@@ -34,14 +34,15 @@ pub struct RunArgs {
     /// File holding a token that may manage self-hosted runners.
     #[arg(long, env = "GHA_GITHUB_TOKEN_FILE", conflicts_with = "github_app_id")]
     pub github_token_file: Option<PathBuf>,
-    /// GitHub App id (with --github-app-key-file and --github-installation-id).
-    #[arg(long, env = "GHA_GITHUB_APP_ID", requires_all = ["github_app_key_file", "github_installation_id"])]
+    /// GitHub App id (with --github-app-key-file).
+    #[arg(long, env = "GHA_GITHUB_APP_ID", requires = "github_app_key_file")]
     pub github_app_id: Option<u64>,
     /// The GitHub App's private key (PEM).
     #[arg(long, env = "GHA_GITHUB_APP_KEY_FILE")]
     pub github_app_key_file: Option<PathBuf>,
-    /// The App installation runners are registered through.
-    #[arg(long, env = "GHA_GITHUB_INSTALLATION_ID")]
+    /// The App installation every runner is registered through; without
+    /// it, each job's own installation (as the poller saw it).
+    #[arg(long, env = "GHA_GITHUB_INSTALLATION_ID", requires = "github_app_id")]
     pub github_installation_id: Option<u64>,
     /// Cluster name: runner names are `<cluster>-<slurm job id>`.
     #[arg(long, env = "GHA_SCHEDULER_CLUSTER", default_value = "slurm")]
@@ -118,7 +119,8 @@ pub enum GitHubAuth {
     App {
         app_id: u64,
         key_pem: SecretString,
-        installation: u64,
+        /// One installation for all jobs; `None`: each job's own.
+        installation: Option<u64>,
     },
 }
 
@@ -163,13 +165,13 @@ impl RunArgs {
                 GitHubAuth::App {
                     app_id,
                     key_pem,
-                    installation: self.github_installation_id.expect("clap requires it"),
+                    installation: self.github_installation_id,
                 }
             }
             _ => {
                 return Err(ConfigError(
                     "GitHub credentials: give --github-token-file, or --github-app-id with \
-                     --github-app-key-file and --github-installation-id"
+                     --github-app-key-file"
                         .into(),
                 ));
             }

@@ -199,25 +199,29 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
         .context("creating streams and buckets")?;
     let kv = contract.job_states().await?;
     let github = match config.github_auth {
-        GitHubAuth::Token(token) => GitHubClient::new(&config.github_api_url, token),
+        GitHubAuth::Token(token) => {
+            RestGitHub::new(Arc::new(GitHubClient::new(&config.github_api_url, token)))
+        }
         GitHubAuth::App {
             app_id,
             key_pem,
             installation,
         } => {
-            let app = AppCredentials::new(
-                &config.github_api_url,
-                app_id,
-                key_pem.expose_secret().as_bytes(),
-            )
-            .map_err(|err| anyhow::anyhow!("GitHub App key: {err}"))?;
-            GitHubClient::with_auth(
-                &config.github_api_url,
-                Auth::Installation {
-                    app: Arc::new(app),
-                    installation,
-                },
-            )
+            let app = Arc::new(
+                AppCredentials::new(
+                    &config.github_api_url,
+                    app_id,
+                    key_pem.expose_secret().as_bytes(),
+                )
+                .map_err(|err| anyhow::anyhow!("GitHub App key: {err}"))?,
+            );
+            match installation {
+                Some(installation) => RestGitHub::new(Arc::new(GitHubClient::with_auth(
+                    &config.github_api_url,
+                    Auth::Installation { app, installation },
+                ))),
+                None => RestGitHub::per_installation(&config.github_api_url, app),
+            }
         }
     };
     let metrics = Metrics::default();
@@ -227,7 +231,7 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
     let engine = Engine::new(
         kv,
         SlurmCli::new(config.slurm),
-        RestGitHub::new(Arc::new(github)),
+        github,
         config.policy,
         config.settings,
         admission,

@@ -101,3 +101,46 @@ async fn secrets_appear_in_no_log_no_argv_and_no_slurm_record() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_fixed_installation_each_job_registers_through_its_own() {
+    let harness = Harness::start(Options {
+        launcher_mode: "claim-hold",
+        in_process: false,
+        ..Options::default()
+    })
+    .await;
+    harness.emulator.add_repo("other/tools");
+    let fixtures = repo_root().join("tests/fixtures");
+    let public = std::fs::read(fixtures.join("github-app-test-key.pub.pem")).unwrap();
+    harness.emulator.register_app(APP_ID, &public).unwrap();
+    let first = harness
+        .emulator
+        .add_installation(APP_ID, "org", &[support::REPO]);
+    let second = harness
+        .emulator
+        .add_installation(APP_ID, "other", &["other/tools"]);
+    let auth = [
+        "--github-app-id".to_owned(),
+        APP_ID.to_string(),
+        "--github-app-key-file".to_owned(),
+        fixtures
+            .join("github-app-test-key.pem")
+            .display()
+            .to_string(),
+    ];
+    let _scheduler = harness.spawn_binary_with(None, &auth);
+    let mut job = harness.job_in(support::REPO, 1);
+    job.installation_id = first as i64;
+    harness.publish(&job).await;
+    let mut other = harness.job_in("other/tools", 2);
+    other.installation_id = second as i64;
+    harness.publish(&other).await;
+    // Each installation sees only its own repository: both succeed only if
+    // each job went through its own.
+    for job_id in [1, 2] {
+        let state = harness.wait_submitted(job_id).await;
+        let report = harness.wait_report(state.slurm_job_id).await;
+        assert_eq!(report["got_config"], true, "job {job_id}: {report}");
+    }
+}
