@@ -187,27 +187,19 @@ impl GitHubClient {
             .header(USER_AGENT, "slurm-actions"))
     }
 
-    /// The budget the last response reported, if any.
-    pub fn budget(&self) -> Option<Budget> {
-        *self.budget.lock().expect("budget lock")
-    }
-
-    /// GETs `path` (e.g. `/repos/o/r/actions/runs/1`), conditionally when
-    /// `etag` is given.
-    pub async fn get<T: DeserializeOwned>(
+    /// Sends `request` within the in-flight bound (the permit is held
+    /// until the caller has read the body) and records the budget the
+    /// answer reports, whatever the method.
+    async fn exchange(
         &self,
         path: &str,
-        etag: Option<&str>,
-    ) -> Result<Fetched<T>, GitHubError> {
-        let _permit = self
+        request: reqwest::RequestBuilder,
+    ) -> Result<(tokio::sync::SemaphorePermit<'_>, reqwest::Response), GitHubError> {
+        let permit = self
             .in_flight
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let mut request = self.authorized(reqwest::Method::GET, path).await?;
-        if let Some(etag) = etag {
-            request = request.header(IF_NONE_MATCH, etag);
-        }
         let response = request
             .send()
             .await
@@ -226,6 +218,26 @@ impl GitHubClient {
                 reset,
             });
         }
+        Ok((permit, response))
+    }
+
+    /// The budget the last response reported, if any.
+    pub fn budget(&self) -> Option<Budget> {
+        *self.budget.lock().expect("budget lock")
+    }
+
+    /// GETs `path` (e.g. `/repos/o/r/actions/runs/1`), conditionally when
+    /// `etag` is given.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        etag: Option<&str>,
+    ) -> Result<Fetched<T>, GitHubError> {
+        let mut request = self.authorized(reqwest::Method::GET, path).await?;
+        if let Some(etag) = etag {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        let (_permit, response) = self.exchange(path, request).await?;
         if response.status() == StatusCode::NOT_MODIFIED {
             return Ok(Fetched::NotModified);
         }
@@ -258,22 +270,11 @@ impl GitHubClient {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<reqwest::Response, GitHubError> {
-        let _permit = self
-            .in_flight
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
         let mut request = self.authorized(method, path).await?;
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|source| GitHubError::Transport {
-                path: path.into(),
-                source,
-            })?;
+        let (_permit, response) = self.exchange(path, request).await?;
         match status_error(path, &response) {
             Some(err) => Err(err),
             None => Ok(response),
