@@ -9,7 +9,9 @@ use gha_testkit::registry::{BASIC_USER, OciLayout, Registry, write_auth_file};
 use gha_unpacker::image::{Digest, Index, Manifest, media_type};
 use gha_unpacker::source::registry::{RegistryOptions, RegistrySource};
 use gha_unpacker::source::{ImageSource, RegistryReference, SourceError};
-use registry_support::{REPO, no_auth_files, push_single, read_blob, source, tag, two_layer_image};
+use registry_support::{
+    REPO, no_auth_files, push_multi_arch, push_single, read_blob, source, tag, two_layer_image,
+};
 
 #[test]
 fn pulls_by_tag_and_by_digest() {
@@ -46,14 +48,7 @@ fn pulls_by_tag_and_by_digest() {
 fn a_multi_arch_index_is_the_root_and_its_manifests_follow() {
     let registry = Registry::start().unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let mut layout = OciLayout::create(&scratch.path().join("layout")).unwrap();
-    let amd64 = two_layer_image(&layout, "amd64");
-    let arm64 = two_layer_image(&layout, "arm64");
-    let index = layout.add_index(&[amd64.clone(), arm64.clone()]).unwrap();
-    layout.tag("multi", &index).unwrap();
-    registry
-        .push(layout.dir(), "multi", REPO, "multi", true)
-        .unwrap();
+    let (amd64, arm64, index) = push_multi_arch(&registry, scratch.path());
 
     let source = source(&registry, tag("multi"), no_auth_files(scratch.path()));
     let root = source.root().unwrap();

@@ -12,7 +12,9 @@ use gha_testkit::registry::{OciLayout, Registry};
 use gha_unpacker::image::{Platform, media_type};
 use gha_unpacker::source::{ImageSource, RegistryReference};
 use gha_unpacker::unpack::{UnpackError, UnpackOptions, resolve, unpack_to_dir};
-use registry_support::{REPO, no_auth_files, push_single, source, tag, two_layer_image};
+use registry_support::{
+    REPO, no_auth_files, push_multi_arch, push_single, source, tag, two_layer_image,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gha-unpacker");
 
@@ -40,14 +42,7 @@ fn entries(dir: &Path) -> Vec<String> {
 fn the_requested_platform_of_a_multi_arch_index_is_unpacked() {
     let registry = Registry::start().unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let mut layout = OciLayout::create(&scratch.path().join("layout")).unwrap();
-    let amd64 = two_layer_image(&layout, "amd64");
-    let arm64 = two_layer_image(&layout, "arm64");
-    let index = layout.add_index(&[amd64.clone(), arm64.clone()]).unwrap();
-    layout.tag("multi", &index).unwrap();
-    registry
-        .push(layout.dir(), "multi", REPO, "multi", true)
-        .unwrap();
+    let (amd64, arm64, _) = push_multi_arch(&registry, scratch.path());
 
     for image in [&arm64, &amd64] {
         let source = source(&registry, tag("multi"), no_auth_files(scratch.path()));

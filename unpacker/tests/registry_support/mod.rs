@@ -37,6 +37,20 @@ pub fn push_single(registry: &Registry, scratch: &Path) -> BuiltImage {
     image
 }
 
+/// An amd64 and an arm64 image behind one index, pushed with `--all` as
+/// `REPO:multi`: (amd64, arm64, index).
+pub fn push_multi_arch(registry: &Registry, scratch: &Path) -> (BuiltImage, BuiltImage, BlobRef) {
+    let mut layout = OciLayout::create(&scratch.join("layout")).unwrap();
+    let amd64 = two_layer_image(&layout, "amd64");
+    let arm64 = two_layer_image(&layout, "arm64");
+    let index = layout.add_index(&[amd64.clone(), arm64.clone()]).unwrap();
+    layout.tag("multi", &index).unwrap();
+    registry
+        .push(layout.dir(), "multi", REPO, "multi", true)
+        .unwrap();
+    (amd64, arm64, index)
+}
+
 pub fn source(
     registry: &Registry,
     reference: RegistryReference,
