@@ -97,12 +97,5 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         });
     }
 
-    while let Some(ended) = tasks.join_next().await {
-        let what = ended.context("a task panicked")??;
-        if !shutdown.is_cancelled() {
-            shutdown.cancel();
-            anyhow::bail!("{what} stopped unexpectedly");
-        }
-    }
-    Ok(())
+    gha_runtime::tasks::supervise(tasks, &shutdown).await
 }

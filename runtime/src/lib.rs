@@ -13,6 +13,7 @@ pub mod entry;
 pub mod exit;
 pub mod nats;
 pub mod shutdown;
+pub mod tasks;
 pub mod telemetry;
 
 pub use entry::drive;

@@ -10,9 +10,9 @@ use gha_poller::github::{AppCredentials, Auth, GitHubClient};
 use gha_proto::v1::RunnerEvent;
 use gha_proto::{Contract, JobEvent, topology};
 use gha_runtime::admin::{self, Health};
+use gha_runtime::tasks::{Tasks, supervise};
 use prometheus_client::registry::Registry;
 use secrecy::ExposeSecret;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -54,9 +54,10 @@ pub async fn serve<B: BatchSystem, G: GitHubApi, P: Placer>(
         .await?;
     let requests = contract.serve_jit_config().await?;
 
-    let mut tasks = JoinSet::new();
+    let mut tasks = Tasks::new();
     let on_demand = engine.clone();
-    tasks.spawn(
+    tasks.spawn(named(
+        "demand",
         consume(
             demand,
             engine.metrics.clone(),
@@ -72,9 +73,10 @@ pub async fn serve<B: BatchSystem, G: GitHubApi, P: Placer>(
             },
         )
         .instrument(info_span!("demand")),
-    );
+    ));
     let on_event = engine.clone();
-    tasks.spawn(
+    tasks.spawn(named(
+        "runner_events",
         consume(
             events,
             engine.metrics.clone(),
@@ -85,23 +87,27 @@ pub async fn serve<B: BatchSystem, G: GitHubApi, P: Placer>(
             },
         )
         .instrument(info_span!("runner_events")),
-    );
-    tasks.spawn(submit::drive(engine.clone(), shutdown.clone()).instrument(info_span!("submit")));
-    tasks.spawn(
+    ));
+    tasks.spawn(named(
+        "submit",
+        submit::drive(engine.clone(), shutdown.clone()).instrument(info_span!("submit")),
+    ));
+    tasks.spawn(named(
+        "jit",
         answer_jit(engine.clone(), contract.clone(), requests, shutdown.clone())
             .instrument(info_span!("jit")),
-    );
-    tasks.spawn(
+    ));
+    tasks.spawn(named(
+        "reconcile",
         reconcile::run_loop(engine.clone(), shutdown.clone()).instrument(info_span!("reconcile")),
-    );
-    let first = tasks.join_next().await;
-    if !shutdown.is_cancelled() {
-        shutdown.cancel();
-        tasks.shutdown().await;
-        anyhow::bail!("a scheduler task stopped unexpectedly: {first:?}");
-    }
-    tasks.shutdown().await;
-    Ok(())
+    ));
+    supervise(tasks, &shutdown).await
+}
+
+/// A task that runs until shutdown, named for the supervisor.
+async fn named(what: &'static str, task: impl Future<Output = ()>) -> anyhow::Result<&'static str> {
+    task.await;
+    Ok(what)
 }
 
 /// Feeds each message of `consumer` to `handle`; acks after it returns

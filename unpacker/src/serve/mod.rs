@@ -117,12 +117,5 @@ pub async fn serve_on(
         Ok("expiry sweep")
     });
 
-    while let Some(ended) = tasks.join_next().await {
-        let what = ended.context("a task panicked")??;
-        if !shutdown.is_cancelled() {
-            shutdown.cancel();
-            anyhow::bail!("{what} stopped unexpectedly");
-        }
-    }
-    Ok(())
+    gha_runtime::tasks::supervise(tasks, &shutdown).await
 }
