@@ -97,15 +97,15 @@ impl Layer {
     /// A file whose name (and, for a symlink, target) is carried by a PAX
     /// extended header, as Go's archive/tar and BuildKit write long names.
     pub fn pax_entry(mut self, path: &str, link_target: Option<&str>, content: &str) -> Self {
-        let mut records = pax_record("path", path);
+        let mut records = pax_record("path", path.as_bytes());
         if let Some(target) = link_target {
-            records.push_str(&pax_record("linkpath", target));
+            records.extend(pax_record("linkpath", target.as_bytes()));
         }
         let mut x = header(tar::EntryType::XHeader, 0o644);
         x.set_size(records.len() as u64);
         x.as_old_mut().name[..12].copy_from_slice(b"PaxHeaders/x");
         x.set_cksum();
-        self.builder.append(&x, records.as_bytes()).unwrap();
+        self.builder.append(&x, &records[..]).unwrap();
         let kind = if link_target.is_some() {
             tar::EntryType::Symlink
         } else {
@@ -127,16 +127,10 @@ impl Layer {
 
     /// A regular file with extended attributes in a PAX header.
     pub fn file_xattrs(mut self, path: &str, content: &str, xattrs: &[(&str, &[u8])]) -> Self {
-        let mut records = Vec::new();
-        for (name, value) in xattrs {
-            let body = [b" SCHILY.xattr.", name.as_bytes(), b"=", value, b"\n"].concat();
-            let mut length = body.len() + 1;
-            while length != body.len() + length.to_string().len() {
-                length = body.len() + length.to_string().len();
-            }
-            records.extend_from_slice(length.to_string().as_bytes());
-            records.extend_from_slice(&body);
-        }
+        let records: Vec<u8> = xattrs
+            .iter()
+            .flat_map(|(name, value)| pax_record(&format!("SCHILY.xattr.{name}"), value))
+            .collect();
         let mut x = header(tar::EntryType::XHeader, 0o644);
         x.set_size(records.len() as u64);
         x.as_old_mut().name[..12].copy_from_slice(b"PaxHeaders/x");
@@ -200,13 +194,14 @@ impl Layer {
 }
 
 /// One PAX record, `<length> key=value\n`, the length counting itself.
-fn pax_record(key: &str, value: &str) -> String {
+/// One PAX record, `<length> <key>=<value>\n`, its length counting itself.
+fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
     let rest = key.len() + value.len() + 3;
     let mut length = rest + 1;
     while length != rest + length.to_string().len() {
         length = rest + length.to_string().len();
     }
-    format!("{length} {key}={value}\n")
+    [format!("{length} {key}=").as_bytes(), value, b"\n"].concat()
 }
 
 pub fn sha(bytes: &[u8]) -> String {
