@@ -244,33 +244,28 @@ impl<B: BatchSystem, G: GitHubApi, P: Placer> Engine<B, G, P> {
     /// New demand: record it (or its refusal) durably; the caller acks
     /// after this returns Ok. Duplicates and redeliveries change nothing.
     pub async fn on_queued(&self, job: QueuedJob) -> Result<(), EngineError> {
+        // One round trip: `create` itself tells a duplicate apart.
         let key = job.job_id.to_string();
-        if let Some(existing) = self.kv.get(&key).await? {
-            self.metrics.duplicate_demand();
-            self.remember(&existing.value);
-            return Ok(());
-        }
         let now = now_ms();
-        let state = match self.placer.place(&job) {
-            Ok(decision) => {
-                let mut state = record::queued(job, now);
-                state.placement = Some(decision.placement);
-                state
-            }
-            Err(refusal) => {
-                warn!(
-                    job_id = job.job_id,
-                    repo = %job.repository,
-                    labels = ?job.labels,
-                    reason = %refusal,
-                    "job refused by the placement policy"
-                );
-                self.metrics.unplaceable(refusal.metric_label());
-                record::unplaceable(record::queued(job, now), &refusal.to_string(), now)
-            }
-        };
+        let placed = self.placer.place(&job);
+        let mut state = record::queued(job, now);
+        match &placed {
+            Ok(decision) => state.placement = Some(decision.placement.clone()),
+            Err(refusal) => state = record::unplaceable(state, &refusal.to_string(), now),
+        }
         match self.kv.create(&key, &state).await {
             Ok(_) => {
+                if let Err(refusal) = placed {
+                    let job = state.job.as_ref().expect("set above");
+                    warn!(
+                        job_id = job.job_id,
+                        repo = %job.repository,
+                        labels = ?job.labels,
+                        reason = %refusal,
+                        "job refused by the placement policy"
+                    );
+                    self.metrics.unplaceable(refusal.metric_label());
+                }
                 self.remember(&state);
                 self.wake.notify_one();
                 Ok(())
