@@ -3,6 +3,7 @@
 //! - [`v1`]: the protobuf messages, compiled from `proto/slurm_actions/v1/`.
 //! - [`subjects`]: every NATS subject name, once.
 //! - [`topology`]: every JetStream stream, consumer and KV bucket.
+//! - [`job_env`]: the environment the scheduler gives a runner's Slurm job.
 //! - [`headers`]: the NATS headers that make messages readable with the NATS
 //!   CLI without decoding protobuf.
 //! - [`Contract`], [`TypedKv`], [`TypedConsumer`]: a thin typed client over
@@ -16,6 +17,7 @@ pub mod consumer;
 pub mod envelope;
 pub mod error;
 pub mod headers;
+pub mod job_env;
 pub mod kv;
 pub mod subjects;
 pub mod topology;
