@@ -50,9 +50,15 @@ impl Contract {
     }
 
     /// Creates every stream and bucket, or updates an existing one to the
-    /// definitions in [`topology`]. Safe to call from every service at start.
+    /// definitions in [`topology`], on a single server. Safe to call from
+    /// every service at start.
     pub async fn ensure_topology(&self) -> Result<(), ContractError> {
-        for config in topology::streams() {
+        self.ensure_topology_in(topology::Layout::default()).await
+    }
+
+    /// [`Contract::ensure_topology`] with `layout`'s replicas (a cluster).
+    pub async fn ensure_topology_in(&self, layout: topology::Layout) -> Result<(), ContractError> {
+        for config in topology::streams_in(layout) {
             let name = config.name.clone();
             self.jetstream
                 .create_or_update_stream(config)
@@ -62,7 +68,7 @@ impl Contract {
                     source: err.into(),
                 })?;
         }
-        for config in topology::buckets() {
+        for config in topology::buckets_in(layout) {
             let name = config.bucket.clone();
             self.jetstream
                 .create_or_update_key_value(config)

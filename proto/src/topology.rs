@@ -99,14 +99,51 @@ pub fn dead_letter_stream() -> stream::Config {
     }
 }
 
-/// Every stream, in the order they are created.
+/// How the streams and buckets are laid out on the NATS servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// Copies JetStream keeps of every stream and bucket: 1 on a single
+    /// server, 3 on a three-node cluster (a node can be lost), at most 5.
+    pub replicas: usize,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Self { replicas: 1 }
+    }
+}
+
+impl Layout {
+    /// A layout with `replicas` copies; JetStream allows 1 to 5.
+    pub fn replicated(replicas: usize) -> Result<Self, String> {
+        if (1..=5).contains(&replicas) {
+            Ok(Self { replicas })
+        } else {
+            Err(format!("replicas must be 1 to 5, got {replicas}"))
+        }
+    }
+}
+
+/// Every stream, in the order they are created, on a single server.
 pub fn streams() -> Vec<stream::Config> {
-    vec![
+    streams_in(Layout::default())
+}
+
+/// Every stream, in the order they are created, laid out as `layout` says.
+/// Consumers inherit their stream's replicas.
+pub fn streams_in(layout: Layout) -> Vec<stream::Config> {
+    [
         jobs_stream(),
         runner_events_stream(),
         unpack_stream(),
         dead_letter_stream(),
     ]
+    .into_iter()
+    .map(|config| stream::Config {
+        num_replicas: layout.replicas,
+        ..config
+    })
+    .collect()
 }
 
 /// Times a message is delivered before a consumer must dead-letter it.
@@ -173,9 +210,20 @@ pub fn jobs_bucket() -> kv::Config {
     }
 }
 
-/// Every KV bucket.
+/// Every KV bucket, on a single server.
 pub fn buckets() -> Vec<kv::Config> {
-    vec![jobs_bucket()]
+    buckets_in(Layout::default())
+}
+
+/// Every KV bucket, laid out as `layout` says.
+pub fn buckets_in(layout: Layout) -> Vec<kv::Config> {
+    [jobs_bucket()]
+        .into_iter()
+        .map(|config| kv::Config {
+            num_replicas: layout.replicas,
+            ..config
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -196,6 +244,16 @@ mod tests {
         prefixes.dedup();
         assert_eq!(prefixes.len(), count, "{prefixes:?}");
         assert!(!prefixes.iter().any(|p| p.contains('*') || p.contains('>')));
+    }
+
+    #[test]
+    fn a_layout_sets_the_replicas_of_every_stream_and_bucket() {
+        let layout = Layout::replicated(3).unwrap();
+        assert!(streams_in(layout).iter().all(|s| s.num_replicas == 3));
+        assert!(buckets_in(layout).iter().all(|b| b.num_replicas == 3));
+        assert!(streams().iter().all(|s| s.num_replicas == 1));
+        assert!(Layout::replicated(0).is_err());
+        assert!(Layout::replicated(6).is_err());
     }
 
     #[test]

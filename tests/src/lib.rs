@@ -3,6 +3,8 @@
 //!
 //! - [`NatsServer`]: a JetStream `nats-server` on a free loopback port, killed
 //!   and its store removed on drop (kept, with its log, when the test fails).
+//! - [`NatsCluster`]: three routed JetStream `nats-server`s, any of which a
+//!   test can kill and restart.
 //! - [`Slurm`]: the single-node Slurm of `deploy/local/slurm`, started once
 //!   and shared by the test run.
 //! - [`registry::Registry`]: Debian's `docker-registry` on a free loopback
@@ -18,10 +20,12 @@ pub mod eventually;
 pub mod fake_runner;
 pub mod github;
 pub mod nats;
+pub mod nats_cluster;
 pub mod paths;
 pub mod registry;
 pub mod slurm;
 
 pub use eventually::{eventually, eventually_blocking};
 pub use nats::NatsServer;
+pub use nats_cluster::NatsCluster;
 pub use slurm::Slurm;

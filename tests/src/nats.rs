@@ -142,21 +142,39 @@ impl Drop for NatsServer {
     }
 }
 
-/// The port in `<dir>/nats-server_<pid>.ports` (`{"nats":["nats://..."]}`).
-fn read_client_port(dir: &Path) -> Option<u16> {
+/// The ports a server reported in its ports file.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Ports {
+    pub client: Option<u16>,
+    pub monitoring: Option<u16>,
+}
+
+/// The ports in `<dir>/nats-server_<pid>.ports`
+/// (`{"nats":["nats://..."],"monitoring":["http://..."]}`).
+pub(crate) fn read_ports(dir: &Path) -> Option<Ports> {
     let entry = std::fs::read_dir(dir)
         .ok()?
         .flatten()
         .find(|entry| entry.file_name().to_string_lossy().ends_with(".ports"))?;
     let text = std::fs::read_to_string(entry.path()).ok()?;
     let ports: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let url = ports.get("nats")?.get(0)?.as_str()?;
-    url.rsplit(':').next()?.parse().ok()
+    let port = |key: &str| -> Option<u16> {
+        let url = ports.get(key)?.get(0)?.as_str()?;
+        url.rsplit(':').next()?.trim_end_matches('/').parse().ok()
+    };
+    Some(Ports {
+        client: port("nats"),
+        monitoring: port("monitoring"),
+    })
+}
+
+fn read_client_port(dir: &Path) -> Option<u16> {
+    read_ports(dir)?.client
 }
 
 /// `$GHA_NATS_SERVER`, `nats-server` on `PATH`, or where
 /// `deploy/local/install-deps` puts it.
-fn find_binary() -> anyhow::Result<PathBuf> {
+pub(crate) fn find_binary() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os("GHA_NATS_SERVER") {
         return Ok(PathBuf::from(path));
     }
