@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "slurm_actions/v1/state.proto",
         "slurm_actions/v1/runner.proto",
         "slurm_actions/v1/unpack.proto",
+        "slurm_actions/v1/lease.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", root.join(file).display());

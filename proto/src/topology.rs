@@ -25,6 +25,9 @@ pub const DEAD_LETTER_STREAM: &str = "GHA_DEAD_LETTER";
 /// The scheduler's job state, key = GitHub job id.
 pub const JOBS_BUCKET: &str = "gha_jobs";
 
+/// Leases of the replicated services, key = lease name.
+pub const LEASES_BUCKET: &str = "gha_leases";
+
 /// Durable consumer of the scheduler on [`JOBS_STREAM`].
 pub const SCHEDULER_JOBS_CONSUMER: &str = "gha-scheduler";
 
@@ -210,6 +213,18 @@ pub fn jobs_bucket() -> kv::Config {
     }
 }
 
+/// [`LEASES_BUCKET`]: one small value per lease; a little history shows
+/// who held it last.
+pub fn leases_bucket() -> kv::Config {
+    kv::Config {
+        bucket: LEASES_BUCKET.into(),
+        description: "Leases of replicated services; key = lease name; Lease protobuf".into(),
+        history: 5,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
 /// Every KV bucket, on a single server.
 pub fn buckets() -> Vec<kv::Config> {
     buckets_in(Layout::default())
@@ -217,7 +232,7 @@ pub fn buckets() -> Vec<kv::Config> {
 
 /// Every KV bucket, laid out as `layout` says.
 pub fn buckets_in(layout: Layout) -> Vec<kv::Config> {
-    [jobs_bucket()]
+    [jobs_bucket(), leases_bucket()]
         .into_iter()
         .map(|config| kv::Config {
             num_replicas: layout.replicas,

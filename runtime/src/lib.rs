@@ -4,6 +4,7 @@
 //! - [`admin`]: the `/metrics` (Prometheus text) and `/healthz` endpoint.
 //! - [`shutdown`]: SIGTERM/SIGINT mapped to a `CancellationToken`.
 //! - [`nats`]: connection options (URLs, credentials, TLS) and connecting.
+//! - [`lease`]: a lease in a KV bucket, for work one replica does at a time.
 //! - [`exit`]: errors that map to exit codes (bad config -> 64).
 //! - [`entry`]: what `main` does after parsing: validate, run, exit code.
 #![forbid(unsafe_code)]
@@ -11,6 +12,7 @@
 pub mod admin;
 pub mod entry;
 pub mod exit;
+pub mod lease;
 pub mod nats;
 pub mod shutdown;
 pub mod tasks;
