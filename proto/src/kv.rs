@@ -16,6 +16,16 @@ pub struct Versioned<M> {
     pub revision: u64,
 }
 
+/// One revision of a key, oldest first in [`TypedKv::history`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revision<M> {
+    /// `None` for a delete or purge.
+    pub value: Option<M>,
+    pub revision: u64,
+    /// When the server stored it, milliseconds since the Unix epoch.
+    pub created_unix_ms: i64,
+}
+
 /// A KV bucket whose values are `M`.
 #[derive(Clone)]
 pub struct TypedKv<M> {
@@ -102,6 +112,41 @@ impl<M: Message + Default> TypedKv<M> {
             }
             Err(err) => Err(self.kv_error(key, err)),
         }
+    }
+
+    /// The revisions of `key` the bucket keeps (its `history`), oldest
+    /// first, with the server's time of each; empty for an unknown key.
+    pub async fn history(&self, key: &str) -> Result<Vec<Revision<M>>, ContractError> {
+        let entries = match self.store.history(key).await {
+            Ok(entries) => entries,
+            Err(err) if err.to_string().contains("no messages") => return Ok(Vec::new()),
+            Err(err) => return Err(self.kv_error(key, err)),
+        };
+        let entries: Vec<kv::Entry> = entries
+            .try_collect()
+            .await
+            .map_err(|err| self.kv_error(key, err))?;
+        entries
+            .into_iter()
+            .map(|entry| {
+                let value =
+                    match entry.operation {
+                        Operation::Put => Some(M::decode(entry.value).map_err(|source| {
+                            ContractError::Decode {
+                                message_type: std::any::type_name::<M>(),
+                                subject: format!("{}/{key}", self.bucket),
+                                source,
+                            }
+                        })?),
+                        _ => None,
+                    };
+                Ok(Revision {
+                    value,
+                    revision: entry.revision,
+                    created_unix_ms: (entry.created.unix_timestamp_nanos() / 1_000_000) as i64,
+                })
+            })
+            .collect()
     }
 
     /// Every key with a current value, e.g. for a restart to rebuild its

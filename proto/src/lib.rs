@@ -32,4 +32,4 @@ pub use client::Contract;
 pub use consumer::{Delivery, JobEvent, TypedConsumer};
 pub use envelope::Envelope;
 pub use error::ContractError;
-pub use kv::{TypedKv, Versioned};
+pub use kv::{Revision, TypedKv, Versioned};

@@ -94,12 +94,51 @@ impl NatsArgs {
 }
 
 impl NatsConfig {
-    /// Connects as `name` (shown in the server's connection list). Returns
-    /// once connected; retries the first connection until it succeeds.
+    /// Connects as `name` (shown in the server's connection list): a
+    /// service's connection. Returns at once; the first connection is
+    /// retried until it succeeds, and the client reconnects forever.
     pub async fn connect(&self, name: &str) -> anyhow::Result<Client> {
+        self.options(name)
+            .await?
+            .retry_on_initial_connect()
+            .connect(self.servers.as_slice())
+            .await
+            .context("connecting to NATS")
+    }
+
+    /// Connects as `name` once, for a command that must fail (not wait)
+    /// when NATS is not there: an error if no server answers within
+    /// `timeout`.
+    pub async fn connect_once(&self, name: &str, timeout: Duration) -> anyhow::Result<Client> {
+        let options = self.options(name).await?.connection_timeout(timeout);
+        tokio::time::timeout(timeout, options.connect(self.servers.as_slice()))
+            .await
+            .map_err(|_| anyhow::anyhow!("no answer within {timeout:?}"))?
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("NATS unreachable at {}", self.describe()))
+    }
+
+    /// The servers, for messages: without any userinfo in the URLs.
+    pub fn describe(&self) -> String {
+        self.servers
+            .iter()
+            .map(|server| {
+                let url = server.as_url_str();
+                match url.split_once("://") {
+                    Some((scheme, rest)) => {
+                        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+                        format!("{scheme}://{host}")
+                    }
+                    None => url.to_owned(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    async fn options(&self, name: &str) -> anyhow::Result<ConnectOptions> {
         let mut options = ConnectOptions::new()
             .name(name)
-            .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
             .event_callback(|event| async move {
                 tracing::info!(%event, "nats connection");
@@ -120,10 +159,7 @@ impl NatsConfig {
                 .add_root_certificates(path.clone())
                 .require_tls(true);
         }
-        options
-            .connect(self.servers.as_slice())
-            .await
-            .context("connecting to NATS")
+        Ok(options)
     }
 }
 
@@ -163,6 +199,17 @@ mod tests {
     #[test]
     fn creds_and_nkey_together_are_refused() {
         assert!(parse(&["--nats-creds-file", "a", "--nats-nkey-file", "b"]).is_err());
+    }
+
+    #[test]
+    fn descriptions_never_show_userinfo() {
+        let config = parse(&["--nats-url", "nats://user:secret@a:4222,tls://b:4443"])
+            .unwrap()
+            .validate()
+            .unwrap();
+        let text = config.describe();
+        assert!(!text.contains("secret") && !text.contains("user"), "{text}");
+        assert!(text.contains("a:4222") && text.contains("b:4443"), "{text}");
     }
 
     #[test]
