@@ -200,13 +200,15 @@ pub fn unpacker_consumer() -> consumer::pull::Config {
     )
 }
 
-/// [`JOBS_BUCKET`]: job state, a few revisions of history for debugging,
-/// kept two weeks after the last write.
+/// [`JOBS_BUCKET`]: job state, kept two weeks after the last write, with
+/// enough history for a job's whole life (queued, submitted, launching,
+/// minted, running, done: about eight writes, more with a resubmission):
+/// `gha-ctl job` and `gha-ctl trace` read each phase's time from it.
 pub fn jobs_bucket() -> kv::Config {
     kv::Config {
         bucket: JOBS_BUCKET.into(),
         description: "gha-scheduler job state; key = GitHub job id; JobState protobuf".into(),
-        history: 5,
+        history: 16,
         max_age: 14 * DAY,
         storage: stream::StorageType::File,
         ..Default::default()

@@ -53,6 +53,29 @@ async fn topology_is_created_once_and_ensuring_again_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_bucket_made_by_an_older_release_gets_the_longer_history() {
+    let server = NatsServer::start().unwrap();
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let old = jetstream::kv::Config {
+        history: 5,
+        ..topology::jobs_bucket()
+    };
+    jetstream::new(client.clone())
+        .create_key_value(old)
+        .await
+        .unwrap();
+    let contract = Contract::new(client);
+    contract.ensure_topology().await.unwrap();
+    let mut stream = contract
+        .jetstream()
+        .get_stream(format!("KV_{}", topology::JOBS_BUCKET))
+        .await
+        .unwrap();
+    let config = stream.info().await.unwrap().config.clone();
+    assert_eq!(config.max_messages_per_subject, 16);
+}
+
+#[tokio::test]
 async fn the_same_msg_id_published_twice_is_stored_once() {
     let server = NatsServer::start().unwrap();
     let contract = contract(&server).await;
