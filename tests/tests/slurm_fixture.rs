@@ -55,3 +55,49 @@ fn an_unknown_job_is_reported_as_gone() {
     // Job ids are u32 in Slurm; this one is far beyond any the test run makes.
     assert_eq!(slurm.job_state(4_000_000_000).unwrap(), None);
 }
+
+#[test]
+fn a_dedicated_slurm_can_lose_its_controller_and_its_node_and_get_them_back() {
+    let state = tempfile::tempdir().unwrap();
+    let slurm = Slurm::dedicated(&state.path().join("slurm"), 30).expect("dedicated Slurm");
+    assert_ne!(
+        slurm.conf(),
+        Slurm::shared().expect("shared").conf(),
+        "a dedicated Slurm has its own configuration"
+    );
+    let sbatch = |slurm: &Slurm| {
+        slurm
+            .command("sbatch")
+            .args(["--parsable", "--output=/dev/null", "--wrap=true"])
+            .output()
+            .expect("sbatch runs")
+    };
+    assert!(sbatch(&slurm).status.success());
+
+    slurm.kill_daemon("slurmctld").expect("kill slurmctld");
+    let refused = eventually_blocking(
+        "sbatch refused without a controller",
+        Duration::from_secs(30),
+        || (!sbatch(&slurm).status.success()).then_some(()),
+    );
+    assert!(refused.is_ok(), "sbatch kept working without slurmctld");
+    slurm.start_daemon("slurmctld").expect("slurmctld back");
+    eventually_blocking("sbatch works again", Duration::from_secs(60), || {
+        sbatch(&slurm).status.success().then_some(())
+    })
+    .expect("controller back");
+
+    slurm.set_node_state("DOWN", "test").expect("node down");
+    eventually_blocking("node down", Duration::from_secs(30), || {
+        slurm.node_state().ok().filter(|s| s.starts_with("down"))
+    })
+    .expect("down");
+    slurm.set_node_state("RESUME", "").expect("node back");
+    eventually_blocking("node idle again", Duration::from_secs(60), || {
+        slurm
+            .node_state()
+            .ok()
+            .filter(|s| matches!(s.as_str(), "idle" | "mix" | "alloc"))
+    })
+    .expect("idle");
+}
