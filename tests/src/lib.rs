@@ -9,6 +9,8 @@
 //!   and shared by the test run.
 //! - [`registry::Registry`]: Debian's `docker-registry` on a free loopback
 //!   port, optionally behind token auth, with test images pushed by skopeo.
+//! - [`service::Service`]: a workspace binary run as a process that a test
+//!   can kill, stop, pause and start again; [`service::bin`] finds it.
 //! - [`cli`]: the checks every binary passes (`--help`, `--version`, honest
 //!   refusal of what it does not do yet).
 //! - [`eventually()`] / [`eventually_blocking()`]: poll a condition with a
@@ -23,6 +25,7 @@ pub mod nats;
 pub mod nats_cluster;
 pub mod paths;
 pub mod registry;
+pub mod service;
 pub mod slurm;
 
 pub use eventually::{eventually, eventually_blocking};
