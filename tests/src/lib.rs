@@ -11,6 +11,7 @@
 //!   port, optionally behind token auth, with test images pushed by skopeo.
 //! - [`service::Service`]: a workspace binary run as a process that a test
 //!   can kill, stop, pause and start again; [`service::bin`] finds it.
+//! - [`workflow_stats`]: a workflow's critical path and latency percentiles.
 //! - [`cli`]: the checks every binary passes (`--help`, `--version`, honest
 //!   refusal of what it does not do yet).
 //! - [`eventually()`] / [`eventually_blocking()`]: poll a condition with a
@@ -27,6 +28,7 @@ pub mod paths;
 pub mod registry;
 pub mod service;
 pub mod slurm;
+pub mod workflow_stats;
 
 pub use eventually::{eventually, eventually_blocking};
 pub use nats::NatsServer;
