@@ -176,6 +176,14 @@ async fn a_nats_server_back_in_time_still_answers_the_request() {
         }) as Box<dyn ImageSource>)
     });
     let service = setup.start().await;
+    // The service creates the stream; a request before that is refused.
+    let health = format!("{}/healthz", service.admin);
+    eventually("the service to consume requests", DEADLINE, || async {
+        let response = service.http.get(&health).send().await.ok()?;
+        response.status().is_success().then_some(())
+    })
+    .await
+    .unwrap();
     let request = Requesting::start(&[
         &source,
         "--nats-url",
@@ -189,7 +197,7 @@ async fn a_nats_server_back_in_time_still_answers_the_request() {
         opened.load(Ordering::SeqCst).then_some(())
     })
     .await
-    .unwrap();
+    .unwrap_or_else(|err| panic!("{err}; stderr:\n{}", request.stderr.lock().unwrap()));
     // NATS goes away while the unpack is under way; the result is
     // published while the requester is not connected.
     nats.kill();

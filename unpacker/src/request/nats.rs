@@ -76,7 +76,7 @@ pub(super) async fn over_nats(config: &RequestConfig, nats: &NatsConfig) -> anyh
         &contract,
         &request,
         asked,
-        connect_by.max(Instant::now() + config.connect_timeout),
+        deadline.min(Instant::now() + config.connect_timeout),
     )
     .await
     .map_err(|err| match client.connection_state() {
