@@ -1,5 +1,12 @@
 //! Logging: one `init` per process, filtered like `RUST_LOG`, as text for
 //! people or JSON for log pipelines.
+//!
+//! Text is coloured only when stderr is a terminal and `NO_COLOR` is unset
+//! or empty (<https://no-color.org>): journald, CI logs and files written
+//! through a pipe get plain lines, not ANSI escape codes.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
 
 use clap::{Args, ValueEnum};
 use tracing_subscriber::EnvFilter;
@@ -40,6 +47,12 @@ pub fn filter(args: &TelemetryArgs) -> EnvFilter {
     })
 }
 
+/// Whether text logs get ANSI colours: only on a terminal, and never when
+/// `NO_COLOR` holds a non-empty value.
+pub fn use_colour(stderr_is_terminal: bool, no_color: Option<OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|value| value.is_empty())
+}
+
 /// Installs the global subscriber, writing to stderr. Call once, first thing
 /// in `main`.
 pub fn init(args: &TelemetryArgs) {
@@ -47,10 +60,38 @@ pub fn init(args: &TelemetryArgs) {
         .with_env_filter(filter(args))
         .with_writer(std::io::stderr);
     let result = match args.log_format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder
+            .with_ansi(use_colour(
+                std::io::stderr().is_terminal(),
+                std::env::var_os("NO_COLOR"),
+            ))
+            .try_init(),
+        LogFormat::Json => builder
+            .with_ansi(false)
+            .json()
+            .flatten_event(true)
+            .try_init(),
     };
     if let Err(err) = result {
         eprintln!("warning: logging already initialised: {err}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal() {
+        assert!(use_colour(true, None));
+        assert!(!use_colour(false, None));
+    }
+
+    #[test]
+    fn no_color_turns_colour_off_unless_empty() {
+        assert!(!use_colour(true, Some("1".into())));
+        assert!(!use_colour(true, Some("yes".into())));
+        assert!(use_colour(true, Some("".into())), "empty means unset");
+        assert!(!use_colour(false, Some("".into())));
     }
 }

@@ -3,6 +3,16 @@
 //! `apptainer build` writes for a Docker image (environment and runscript
 //! from the image config), and the mount points Apptainer binds over.
 //!
+//! Apptainer runs the image as the calling user, so whatever that user
+//! runs or reads must be readable by others; Apptainer itself reads the
+//! image's `/etc/passwd` and `/etc/group` (it appends the user to copies
+//! of them) and `/.singularity.d`, never the shadow files. Credential
+//! files of the image ([`is_credential`]: password hashes, SSH host
+//! private keys) are *emptied* instead of opened: on CVMFS a file's bytes
+//! are content-addressed objects served to any client of the repository,
+//! whatever its mode, so only leaving the bytes out keeps them private.
+//! Each emptied file keeps its path and mode and is logged.
+//!
 //! Tree changes are pure ([`adjust`]); the few files are written by
 //! [`write_extras`] (directory) or [`append_extras`] (tar stream).
 
@@ -10,7 +20,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::flatten::entry::Meta;
+use crate::flatten::entry::{Kind, Meta};
 use crate::flatten::plan::{Dir, Tree};
 use crate::image::ImageConfig;
 use crate::unpack::UnpackError;
@@ -25,8 +35,59 @@ const METADATA_DIRS: [&str; 4] = [
     ".singularity.d/libs",
 ];
 
-/// `a+rX` on every inode and directory, plus the missing directories.
-pub fn adjust(tree: &mut Tree, config: &ImageConfig) {
+/// Files that hold credentials in common base images.
+pub const CREDENTIAL_FILES: [&str; 7] = [
+    "etc/shadow",
+    "etc/shadow-",
+    "etc/gshadow",
+    "etc/gshadow-",
+    "etc/security/opasswd",
+    "var/backups/shadow.bak",
+    "var/backups/gshadow.bak",
+];
+
+/// Whether the image's file at `path` holds credentials: one of
+/// [`CREDENTIAL_FILES`] or an SSH host private key
+/// (`etc/ssh/ssh_host_*_key`).
+pub fn is_credential(path: &str) -> bool {
+    CREDENTIAL_FILES.contains(&path)
+        || path
+            .strip_prefix("etc/ssh/ssh_host_")
+            .is_some_and(|rest| rest.ends_with("_key") && !rest.contains('/'))
+}
+
+/// A credential file of the image, emptied: written empty, with the mode
+/// the image gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blanked {
+    pub path: String,
+    pub mode: u32,
+}
+
+/// `a+rX` on every inode and directory, plus the missing directories;
+/// credential files are taken out of the tree, to be written empty (every
+/// name of their inode: a hard link elsewhere holds the same bytes).
+pub fn adjust(tree: &mut Tree, config: &ImageConfig) -> Vec<Blanked> {
+    let mut blanked = Vec::new();
+    tree.files.retain(|file| {
+        let credential = matches!(file.inode.kind, Kind::File { .. })
+            && file.names.iter().any(|name| is_credential(name));
+        if credential {
+            for name in &file.names {
+                blanked.push(Blanked {
+                    path: name.clone(),
+                    mode: file.inode.meta.mode & 0o777,
+                });
+            }
+        }
+        !credential
+    });
+    for file in &blanked {
+        tracing::warn!(
+            path = %format!("/{}", file.path),
+            "--apptainer: emptied a credential file of the image, so its bytes are not published"
+        );
+    }
     for dir in &mut tree.dirs {
         dir.meta.mode |= 0o555;
     }
@@ -59,16 +120,18 @@ pub fn adjust(tree: &mut Tree, config: &ImageConfig) {
     }
     tree.dirs.sort_by(|a, b| a.path.cmp(&b.path));
     // A file already at an extra's path is replaced by the extra.
-    for (path, _, _) in extras(config) {
+    for (path, _, _) in extras(config, &[]) {
         for file in &mut tree.files {
             file.names.retain(|name| *name != path);
         }
     }
     tree.files.retain(|f| !f.names.is_empty());
+    blanked
 }
 
-/// The `.singularity.d` files: (path, mode, content).
-pub fn extras(config: &ImageConfig) -> Vec<(String, u32, String)> {
+/// The `.singularity.d` files and the emptied credential files: (path,
+/// mode, content).
+pub fn extras(config: &ImageConfig, blanked: &[Blanked]) -> Vec<(String, u32, String)> {
     let run = config.config.clone().unwrap_or_default();
     let mut env =
         String::from("#!/bin/sh\n# From the image config, as `apptainer build` writes it.\n");
@@ -101,7 +164,10 @@ pub fn extras(config: &ImageConfig) -> Vec<(String, u32, String)> {
             "#!/bin/sh\nfor script in /.singularity.d/env/*.sh; do\n    [ -f \"$script\" ] && . \"$script\"\ndone\n{body}\n"
         )
     };
-    vec![
+    let emptied = blanked
+        .iter()
+        .map(|file| (file.path.clone(), file.mode, String::new()));
+    [
         (
             ".singularity.d/env/10-docker2singularity.sh".into(),
             0o755,
@@ -124,6 +190,9 @@ pub fn extras(config: &ImageConfig) -> Vec<(String, u32, String)> {
             action("exec /bin/sh \"$@\""),
         ),
     ]
+    .into_iter()
+    .chain(emptied)
+    .collect()
 }
 
 /// `value` in single quotes for `sh`.
@@ -132,8 +201,12 @@ fn quote(value: &str) -> String {
 }
 
 /// Writes the extras into an unpacked tree at `root`.
-pub fn write_extras(root: &Path, config: &ImageConfig) -> Result<(), UnpackError> {
-    for (path, mode, content) in extras(config) {
+pub fn write_extras(
+    root: &Path,
+    config: &ImageConfig,
+    blanked: &[Blanked],
+) -> Result<(), UnpackError> {
+    for (path, mode, content) in extras(config, blanked) {
         let path = root.join(path);
         let io = |source| UnpackError::Io {
             what: path.display().to_string(),
@@ -149,8 +222,9 @@ pub fn write_extras(root: &Path, config: &ImageConfig) -> Result<(), UnpackError
 pub fn append_extras(
     builder: &mut tar::Builder<&mut dyn Write>,
     config: &ImageConfig,
+    blanked: &[Blanked],
 ) -> io::Result<()> {
-    for (path, mode, content) in extras(config) {
+    for (path, mode, content) in extras(config, blanked) {
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(tar::EntryType::Regular);
         header.set_mode(mode);
@@ -159,4 +233,32 @@ pub fn append_extras(
         builder.append_data(&mut header, path, content.as_bytes())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_files_are_the_shadow_family_and_ssh_host_private_keys() {
+        for path in [
+            "etc/shadow",
+            "etc/gshadow-",
+            "etc/security/opasswd",
+            "etc/ssh/ssh_host_ed25519_key",
+            "etc/ssh/ssh_host_rsa_key",
+        ] {
+            assert!(is_credential(path), "{path}");
+        }
+        for path in [
+            "etc/passwd",
+            "etc/group",
+            "etc/ssh/ssh_host_ed25519_key.pub",
+            "etc/ssh/sshd_config",
+            "etc/ssh/ssh_host_dir/x_key",
+            "home/etc/shadow",
+        ] {
+            assert!(!is_credential(path), "{path}");
+        }
+    }
 }

@@ -138,11 +138,11 @@ pub fn unpack_to_dir(
     let counters = &options.progress;
     let spool = Spool::new(&spool_dir.path, counters)?;
     let tree = flatten::plan(&layers, options, Some(&spool))?;
-    let tree = finish_tree(tree, image, options);
+    let (tree, blanked) = finish_tree(tree, image, options);
     let planned = started.elapsed();
     write_dir::write(&tree, &staging.path, &spool, options)?;
     if options.apptainer {
-        apptainer::write_extras(&staging.path, &image.config)?;
+        apptainer::write_extras(&staging.path, &image.config, &blanked)?;
     }
     staging.publish(dest)?;
     let placed = started.elapsed();
@@ -168,10 +168,10 @@ pub fn unpack_to_tar(
     let layers = layer_refs(source, image);
     let counters = &options.progress;
     let tree = flatten::plan(&layers, options, None)?;
-    let tree = finish_tree(tree, image, options);
+    let (tree, blanked) = finish_tree(tree, image, options);
     write_tar::write(&layers, &tree, out, options, |builder| {
         if options.apptainer {
-            apptainer::append_extras(builder, &image.config)
+            apptainer::append_extras(builder, &image.config, &blanked)
         } else {
             Ok(())
         }
@@ -187,11 +187,18 @@ fn layer_refs<'a>(source: &'a dyn ImageSource, image: &'a ResolvedImage) -> Laye
     }
 }
 
-fn finish_tree(mut tree: Tree, image: &ResolvedImage, options: &UnpackOptions) -> Tree {
-    if options.apptainer {
-        apptainer::adjust(&mut tree, &image.config);
-    }
-    tree
+/// The tree as published, and the credential files `--apptainer` emptied.
+fn finish_tree(
+    mut tree: Tree,
+    image: &ResolvedImage,
+    options: &UnpackOptions,
+) -> (Tree, Vec<apptainer::Blanked>) {
+    let blanked = if options.apptainer {
+        apptainer::adjust(&mut tree, &image.config)
+    } else {
+        Vec::new()
+    };
+    (tree, blanked)
 }
 
 fn report(image: &ResolvedImage, counters: &Counters, started: Instant) -> UnpackReport {

@@ -140,6 +140,149 @@ fn apptainer_mode_opens_permissions_and_adds_metadata() {
     assert!(names.iter().any(|n| n == "proc/"), "{names:?}");
 }
 
+/// A base layer as distributions ship it: passwd and group readable,
+/// shadow files and an SSH host key not, and a hard link to the shadow
+/// file elsewhere; an upper layer changes the shadow file.
+fn credential_layers() -> Vec<Layer> {
+    const HASH: &[u8] = b"root:$y$j9T$secretsalt$secrethash:19000:0:99999:7:::\n";
+    vec![
+        Layer::new()
+            .dir("etc")
+            .file_full(
+                "etc/passwd",
+                b"root:x:0:0:root:/root:/bin/sh\n",
+                0o644,
+                0,
+                0,
+            )
+            .file_full("etc/group", b"root:x:0:\nshadow:x:42:\n", 0o644, 0, 0)
+            .file_full("etc/shadow", HASH, 0o640, 0, 42)
+            .file_full("etc/gshadow", b"root:*::\nadm:$6$secret::\n", 0o640, 0, 42)
+            .dir("etc/ssh")
+            .file_full(
+                "etc/ssh/ssh_host_ed25519_key",
+                b"-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n",
+                0o600,
+                0,
+                0,
+            )
+            .file_full(
+                "etc/ssh/ssh_host_ed25519_key.pub",
+                b"ssh-ed25519 AAAA public\n",
+                0o644,
+                0,
+                0,
+            )
+            .dir("var")
+            .dir("var/backups")
+            .hardlink("var/backups/shadow.copy", "etc/shadow"),
+        Layer::new().file_full("etc/shadow-", HASH, 0o600, 0, 42),
+    ]
+}
+
+#[test]
+fn apptainer_mode_empties_the_images_credential_files_and_says_so() {
+    let work = tempfile::tempdir().unwrap();
+    let layout = write_layout(
+        &work.path().join("layout"),
+        "t",
+        credential_layers(),
+        Corrupt::Nothing,
+    );
+    let opened = open_source(&source(&layout)).unwrap();
+    let options = UnpackOptions {
+        apptainer: true,
+        ..UnpackOptions::default()
+    };
+    let image = resolve(opened.as_ref(), &options).unwrap();
+    let root = work.path().join("rootfs");
+    unpack_to_dir(opened.as_ref(), &image, &root, &options).unwrap();
+    let mode = |path: &str| {
+        std::fs::symlink_metadata(root.join(path))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    // What Apptainer reads stays readable.
+    assert_eq!(mode("etc/passwd"), 0o644);
+    assert_eq!(mode("etc/group"), 0o644);
+    assert_eq!(mode("etc/ssh/ssh_host_ed25519_key.pub"), 0o644);
+    assert!(
+        std::fs::read_to_string(root.join("etc/passwd"))
+            .unwrap()
+            .starts_with("root:x:0:0")
+    );
+    // Credential files are there, empty, with the image's modes, not a+r.
+    for (path, want) in [
+        ("etc/shadow", 0o640),
+        ("etc/shadow-", 0o600),
+        ("etc/gshadow", 0o640),
+        ("etc/ssh/ssh_host_ed25519_key", 0o600),
+        ("var/backups/shadow.copy", 0o640),
+    ] {
+        assert_eq!(std::fs::read(root.join(path)).unwrap(), b"", "{path}");
+        assert_eq!(mode(path), want, "{path}");
+    }
+    let tree_text = |dir: &Path| {
+        let output = Command::new("grep")
+            .args(["-r", "secret"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert_eq!(tree_text(&root), "", "no secret left in the tree");
+
+    // The tar stream (cvmfs_server ingest) carries no secret either.
+    let mut stream = Vec::new();
+    unpack_to_tar(opened.as_ref(), &image, &mut stream, &options).unwrap();
+    assert!(
+        !stream.windows(6).any(|w| w == b"secret"),
+        "a secret in the tar stream"
+    );
+    let mut archive = tar::Archive::new(&stream[..]);
+    let shadow = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().to_str() == Some("etc/shadow"))
+        .expect("etc/shadow in the stream");
+    assert_eq!(shadow.header().size().unwrap(), 0);
+    assert_eq!(shadow.header().mode().unwrap() & 0o7777, 0o640);
+
+    // Without --apptainer the tree is exactly what the layers say.
+    let exact = work.path().join("exact");
+    unpack_to_dir(opened.as_ref(), &image, &exact, &UnpackOptions::default()).unwrap();
+    assert!(tree_text(&exact).contains("etc/shadow"));
+
+    // The command line says what it emptied.
+    let output = Command::new(env!("CARGO_BIN_EXE_gha-unpacker"))
+        .args([
+            "unpack",
+            &format!("oci:{}:t", layout.display()),
+            "--apptainer",
+            "--dest",
+        ])
+        .arg(work.path().join("cli"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    for path in [
+        "/etc/shadow",
+        "/etc/gshadow",
+        "/etc/ssh/ssh_host_ed25519_key",
+    ] {
+        assert!(
+            stderr.lines().any(|l| l.contains("WARN")
+                && l.contains("emptied a credential file")
+                && l.ends_with(&format!("path={path}"))),
+            "{path}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn a_cancelled_unpack_stops_and_leaves_nothing() {
     let work = tempfile::tempdir().unwrap();

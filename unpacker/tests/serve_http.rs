@@ -300,12 +300,40 @@ async fn local_sources_outside_the_allowed_directories_are_forbidden() {
     std::os::unix::fs::symlink(outside.path().join("elsewhere"), &link).unwrap();
     let service = Setup::dir(allowed.path()).start().await;
     assert_eq!(service.post(json!({"source": inside})).await.0, 200);
-    for source in [elsewhere, format!("oci:{}:v1", link.display())] {
+    // Outside, a path that does not exist answers as one that does: no
+    // probing of this host's filesystem.
+    let missing_outside = outside.path().join("no-such-layout");
+    let dangling = allowed.path().join("dangling");
+    std::os::unix::fs::symlink(outside.path().join("nothing-here"), &dangling).unwrap();
+    for source in [
+        elsewhere,
+        format!("oci:{}:v1", link.display()),
+        format!("oci:{}:v1", missing_outside.display()),
+        "oci:/nonexistent/layout:v1".to_owned(),
+        format!("oci:{}:v1", link.join("no-such-dir").display()),
+        format!("oci:{}:v1", dangling.display()),
+    ] {
         let (status, body) = service.post(json!({"source": source})).await;
         assert_eq!(
             (status, body["kind"].as_str()),
             (403, Some("forbidden")),
-            "{body}"
+            "{source}: {body}"
+        );
+    }
+    // Inside, a missing layout is simply not found, also when `..` after
+    // a missing directory would climb out: that path cannot exist.
+    for missing_inside in [
+        format!("oci:{}:v1", allowed.path().join("no-such-layout").display()),
+        format!(
+            "oci-archive:{}",
+            allowed.path().join("x/../../no-such.tar").display()
+        ),
+    ] {
+        let (status, body) = service.post(json!({"source": missing_inside})).await;
+        assert_eq!(
+            (status, body["kind"].as_str()),
+            (404, Some("not_found")),
+            "{missing_inside}: {body}"
         );
     }
     service.stop().await;

@@ -118,8 +118,9 @@ async fn nats_requests_get_results_and_the_request_command_prints_the_path() {
             format!("{}\n", result.path)
         );
     }
+    let missing = format!("oci:{}:v1", dir.path().join("nonexistent").display());
     let failed = tokio::process::Command::new(bin)
-        .args(["request", "oci:/nonexistent:v1", "--url", &service.url])
+        .args(["request", &missing, "--url", &service.url])
         .args(["--token-file", token_file.to_str().unwrap()])
         .output()
         .await

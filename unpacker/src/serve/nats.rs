@@ -6,6 +6,9 @@
 //! is acknowledged only after that publish. A redelivery of a request that
 //! finished is answered from the record, not unpacked again; a transient
 //! failure (registry down, shutdown) is left for redelivery instead.
+//!
+//! No NATS error is fatal: the consumer is set up again (with back-off)
+//! whenever setting it up fails or it ends, and `/healthz` says so meanwhile.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +32,12 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 const RETRY_AFTER: Duration = Duration::from_secs(15);
 
 /// Consumes unpack requests until `shutdown`.
+///
+/// Never gives up on NATS: a failure to set up the topology or the
+/// consumer, or a consumer that ends, is logged, marks `/healthz` failing
+/// and is tried again after [`retry_delay`]; unpacks under way go on
+/// meanwhile. Only a bad configuration (an unreadable credentials file)
+/// ends it.
 pub async fn consume(
     service: Arc<Service>,
     nats: NatsConfig,
@@ -37,57 +46,131 @@ pub async fn consume(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     health.failing("nats", "connecting");
+    // Returns at once: the connection is made (and remade) in the
+    // background, so every call below may meet a server that is not there.
     let client = tokio::select! {
         client = nats.connect("gha-unpacker") => client?,
         _ = shutdown.cancelled() => return Ok(()),
     };
     let contract = Contract::new(client);
-    contract
-        .ensure_topology()
-        .await
-        .context("creating streams and buckets")?;
-    let consumer = contract
-        .consumer::<UnpackRequest>(
-            topology::UNPACK_STREAM,
-            topology::unpacker_consumer(),
-            concurrency,
-        )
-        .await?;
-    let mut deliveries = consumer.messages().await?;
-    health.ok("nats");
-    tracing::info!(consumer = consumer.name(), "consuming unpack requests");
-    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-    let mut tasks = JoinSet::new();
+    let mut consuming = Consuming {
+        service,
+        contract,
+        health,
+        permits: Arc::new(Semaphore::new(concurrency.max(1))),
+        tasks: JoinSet::new(),
+        concurrency,
+    };
+    let mut failures = 0u32;
     loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            permit = permits.clone().acquire_owned() => permit.expect("never closed"),
+        let outcome = tokio::select! {
+            outcome = consuming.session(&shutdown, &mut failures) => outcome,
+            _ = shutdown.cancelled() => Ok(()),
         };
-        let delivery = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
-            next = deliveries.next() => next,
-        };
-        match delivery {
-            None => anyhow::bail!("the unpack request consumer ended"),
-            Some(Err(err)) => tracing::warn!(error = %err, "receiving an unpack request failed"),
-            Some(Ok(delivery)) => {
-                let (service, contract) = (service.clone(), contract.clone());
-                let span =
-                    tracing::info_span!("unpack_request", request_id = %delivery.body.request_id);
-                tasks.spawn(tracing::Instrument::instrument(
-                    async move {
-                        handle(&service, &contract, delivery).await;
-                        drop(permit);
-                    },
-                    span,
-                ));
+        match outcome {
+            Ok(()) => break,
+            Err(err) => {
+                failures += 1;
+                let delay = retry_delay(failures);
+                consuming.health.failing("nats", format!("{err:#}"));
+                tracing::warn!(error = %format!("{err:#}"), retry_in = ?delay, "NATS consumer not running; trying again");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.cancelled() => break,
+                }
             }
         }
     }
     // Requests under way end quickly with ShuttingDown and stay unacked.
-    while tasks.join_next().await.is_some() {}
+    while consuming.tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Before the `failures`th attempt to set the consumer up again: 250 ms,
+/// doubling, at most 10 s.
+pub fn retry_delay(failures: u32) -> Duration {
+    let base = Duration::from_millis(250);
+    base.saturating_mul(1u32 << failures.saturating_sub(1).min(6))
+        .min(Duration::from_secs(10))
+}
+
+/// Consecutive delivery errors after which the consumer is set up anew.
+const MAX_DELIVERY_ERRORS: u32 = 5;
+
+/// What outlives one consumer session: the unpacks under way.
+struct Consuming {
+    service: Arc<Service>,
+    contract: Contract,
+    health: Health,
+    permits: Arc<Semaphore>,
+    tasks: JoinSet<()>,
+    concurrency: usize,
+}
+
+impl Consuming {
+    /// Sets the topology and the consumer up and hands deliveries out until
+    /// `shutdown` (`Ok`) or the consumer fails (`Err`, to be retried).
+    async fn session(
+        &mut self,
+        shutdown: &CancellationToken,
+        failures: &mut u32,
+    ) -> anyhow::Result<()> {
+        self.contract
+            .ensure_topology()
+            .await
+            .context("creating streams and buckets")?;
+        let consumer = self
+            .contract
+            .consumer::<UnpackRequest>(
+                topology::UNPACK_STREAM,
+                topology::unpacker_consumer(),
+                self.concurrency,
+            )
+            .await?;
+        let mut deliveries = consumer.messages().await?;
+        self.health.ok("nats");
+        *failures = 0;
+        tracing::info!(consumer = consumer.name(), "consuming unpack requests");
+        let mut errors = 0;
+        loop {
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                permit = self.permits.clone().acquire_owned() => permit.expect("never closed"),
+            };
+            let delivery = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => continue,
+                next = deliveries.next() => next,
+            };
+            match delivery {
+                None => anyhow::bail!("the unpack request consumer ended"),
+                Some(Err(err)) => {
+                    errors += 1;
+                    tracing::warn!(error = %err, errors, "receiving an unpack request failed");
+                    self.health.failing("nats", err.to_string());
+                    if errors >= MAX_DELIVERY_ERRORS {
+                        return Err(anyhow::Error::new(err)
+                            .context(format!("{errors} delivery errors in a row")));
+                    }
+                }
+                Some(Ok(delivery)) => {
+                    if errors > 0 {
+                        errors = 0;
+                        self.health.ok("nats");
+                    }
+                    let (service, contract) = (self.service.clone(), self.contract.clone());
+                    let span = tracing::info_span!("unpack_request", request_id = %delivery.body.request_id);
+                    self.tasks.spawn(tracing::Instrument::instrument(
+                        async move {
+                            handle(&service, &contract, delivery).await;
+                            drop(permit);
+                        },
+                        span,
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// Handles one delivery; every error is logged, never fatal.
@@ -254,6 +337,16 @@ fn status_of(name: &str) -> UnpackStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_back_off_to_ten_seconds() {
+        let delays: Vec<u64> = (1..=9).map(|n| retry_delay(n).as_millis() as u64).collect();
+        assert_eq!(
+            delays,
+            [250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]
+        );
+        assert_eq!(retry_delay(u32::MAX), Duration::from_secs(10));
+    }
 
     #[test]
     fn request_ids_are_subject_safe() {

@@ -11,6 +11,7 @@
 
 mod answers;
 mod error;
+pub mod local;
 mod removal;
 
 use std::collections::{HashMap, HashSet};
@@ -231,7 +232,7 @@ impl Service {
     }
 
     /// Refuses a local source outside `local_source_dirs` (symlinks
-    /// resolved).
+    /// resolved), the same whether it exists or not (see [`local`]).
     fn check_local(&self, source: &SourceRef) -> Result<(), RequestError> {
         let path = match source {
             SourceRef::Docker { .. } => return Ok(()),
@@ -254,18 +255,15 @@ impl Service {
                 }
             ))
         };
-        if self.defaults.local_source_dirs.is_empty() {
-            return Err(forbidden());
+        let allowed = local::canonical_dirs(&self.defaults.local_source_dirs);
+        match local::decide(&local::resolve(path), &allowed) {
+            local::Verdict::Read => Ok(()),
+            local::Verdict::NotFound => Err(RequestError::NotFound(format!(
+                "{}: no such file or directory",
+                path.display()
+            ))),
+            local::Verdict::Forbidden => Err(forbidden()),
         }
-        let real = std::fs::canonicalize(path)
-            .map_err(|err| RequestError::NotFound(format!("{}: {err}", path.display())))?;
-        let allowed = self
-            .defaults
-            .local_source_dirs
-            .iter()
-            .filter_map(|dir| std::fs::canonicalize(dir).ok())
-            .any(|dir| real.starts_with(dir));
-        if allowed { Ok(()) } else { Err(forbidden()) }
     }
 
     /// Publishes the prepared image, or renews it when it is there.
