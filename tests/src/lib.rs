@@ -7,6 +7,11 @@
 //!   and shared by the test run.
 //! - [`registry::Registry`]: Debian's `docker-registry` on a free loopback
 //!   port, optionally behind token auth, with test images pushed by skopeo.
+//! - [`runner_image::RunnerImage`]: the runner image of
+//!   `deploy/local/runner-image` (Debian 12 minbase + the fake runner laid
+//!   out like the real one), unpacked by `gha-unpacker`, built once.
+//! - [`fake_runner`]: the fake actions runner (`fake-runner`) and its
+//!   layout (`run.sh`, `bin/Runner.Listener`).
 //! - [`cli`]: the checks every binary passes (`--help`, `--version`, honest
 //!   refusal of what it does not do yet).
 //! - [`eventually()`] / [`eventually_blocking()`]: poll a condition with a
@@ -20,6 +25,7 @@ pub mod github;
 pub mod nats;
 pub mod paths;
 pub mod registry;
+pub mod runner_image;
 pub mod slurm;
 
 pub use eventually::{eventually, eventually_blocking};

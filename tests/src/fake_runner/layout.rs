@@ -73,29 +73,10 @@ pub fn root_of_listener(exe: &Path) -> io::Result<PathBuf> {
 }
 
 /// The `fake-runner` binary that the test run built: `GHA_FAKE_RUNNER` if
-/// set, else `fake-runner` in the target directory of the running test
-/// (`target/<profile>/`, the parent of the test's `deps/`). `cargo test
-/// --workspace` builds it; a crate's tests alone may not.
+/// set, else `fake-runner` in the running test's target directory
+/// ([`crate::runner_image::workspace_binary`]).
 pub fn fake_runner_binary() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("GHA_FAKE_RUNNER") {
-        return Ok(PathBuf::from(path));
-    }
-    let exe = std::env::current_exe()?;
-    let candidates = exe
-        .ancestors()
-        .skip(1)
-        .take(2)
-        .map(|dir| dir.join("fake-runner"));
-    for candidate in candidates {
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    anyhow::bail!(
-        "no fake-runner binary next to {}: run `cargo build -p gha-testkit --bin fake-runner` \
-         or set GHA_FAKE_RUNNER",
-        exe.display()
-    )
+    crate::runner_image::workspace_binary("fake-runner", "GHA_FAKE_RUNNER")
 }
 
 #[cfg(test)]

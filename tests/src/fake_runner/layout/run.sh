@@ -6,16 +6,16 @@
 #   copy below lands beside the real run.sh, never beside a link to it;
 # - each round copies run-helper.sh.template to run-helper.sh in that
 #   directory (a read-only runner root fails here: cp complains, the helper
-#   cannot start, and this script still exits 0), then runs the helper,
-#   which runs bin/Runner.Listener;
+#   cannot start, and this script exits 0, or 127 with the trap below),
+#   then runs the helper, which runs bin/Runner.Listener;
 # - helper exit 2 means "restart": another round; exit 7 with
 #   ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE=1 is passed on;
 #   anything else ends the script with 0, whatever the job's result;
 # - only when RUNNER_MANUALLY_TRAP_SIG is set (to anything) does it trap
 #   SIGINT and SIGTERM and send SIGINT to the helper's process group; it
-#   then waits for the helper and exits with the interrupted wait's status
-#   (130 for SIGINT, 143 for SIGTERM). Without it, a signal to this script
-#   alone does not reach the listener.
+#   then waits for the helper and exits with the helper's status, or the
+#   interrupted wait's (130 for SIGINT, 143 for SIGTERM). Without it, a
+#   signal to this script alone does not reach the listener.
 #
 # Arguments are passed on unquoted ($*), exactly as the real script does.
 # RUNNER_UPDATE_CA_CERTS is not emulated.
