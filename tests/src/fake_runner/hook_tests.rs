@@ -345,3 +345,37 @@ async fn no_hook_runs_when_no_job_comes() {
     assert_eq!(exit, RunnerExit::ShutDown);
     assert!(!trace.exists(), "a hook ran without a job");
 }
+
+#[tokio::test]
+async fn a_worker_killed_before_its_completed_hook_skips_it() {
+    let root = runner_root();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("completed");
+    // A started hook does not stop for a job cancellation (always()): the
+    // worker is killed in it, and the completed hook never starts.
+    let hooks = JobHooks {
+        started: Some(hook(dir.path(), "started.sh", "sleep 600")),
+        completed: Some(hook(
+            dir.path(),
+            "completed.sh",
+            &format!("touch '{}'", marker.display()),
+        )),
+    };
+    let (result, lines) = run_with_hooks(
+        root.path(),
+        hooks,
+        vec![],
+        CancelWhen::Always,
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(result, JobResult::Cancelled);
+    assert_eq!(
+        lines.last().unwrap(),
+        "Job Build (linux) completed with result: Canceled"
+    );
+    assert!(
+        !marker.exists(),
+        "the completed hook ran in a killed worker"
+    );
+}
