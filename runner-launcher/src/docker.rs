@@ -24,15 +24,20 @@
 //! runs the daemon in the host's network namespace with no bridge, which
 //! works without the tun device (containers use `--network host` or none).
 
+mod args;
+mod host;
+
 use std::ffi::OsString;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
+
+pub use args::{DaemonLayout, daemon_env, dockerd_args, resolve_network};
+pub use host::processes_in_namespace;
+use host::{daemon_pid, log_tail, ping, prepare_dirs, remove_dir, signal, tun_usable};
 
 /// Where Debian's docker.io installs the script.
 pub const DEBIAN_DOCKERD_ROOTLESS: &str = "/usr/share/docker.io/contrib/dockerd-rootless.sh";
@@ -139,105 +144,6 @@ impl DockerError {
             Self::Cleanup { .. } => "cleanup",
         }
     }
-}
-
-/// The directories of one daemon inside its `dir`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DaemonLayout {
-    pub dir: PathBuf,
-    pub home: PathBuf,
-    pub runtime: PathBuf,
-    pub data: PathBuf,
-    pub socket: PathBuf,
-    pub pidfile: PathBuf,
-    pub log: PathBuf,
-}
-
-impl DaemonLayout {
-    pub fn new(dir: &Path) -> Self {
-        let runtime = dir.join("run");
-        Self {
-            dir: dir.to_path_buf(),
-            home: dir.join("home"),
-            data: dir.join("data"),
-            socket: runtime.join("docker.sock"),
-            pidfile: runtime.join("docker.pid"),
-            log: dir.join("dockerd.log"),
-            runtime,
-        }
-    }
-}
-
-/// The network to use: `Auto` resolves by whether the tun device is usable.
-pub fn resolve_network(choice: DockerNetwork, tun_usable: bool) -> DockerNetwork {
-    match choice {
-        DockerNetwork::Auto if tun_usable => DockerNetwork::Slirp4netns,
-        DockerNetwork::Auto => DockerNetwork::Host,
-        other => other,
-    }
-}
-
-/// dockerd's flags, passed through `dockerd-rootless.sh`.
-pub fn dockerd_args(
-    layout: &DaemonLayout,
-    config: &DockerConfig,
-    network: DockerNetwork,
-) -> Vec<OsString> {
-    let mut args: Vec<OsString> = Vec::new();
-    let mut flag = |name: &str, value: &Path| {
-        args.push(name.into());
-        args.push(value.as_os_str().to_owned());
-    };
-    flag("--data-root", &layout.data);
-    flag("--exec-root", &layout.runtime.join("docker"));
-    flag("--pidfile", &layout.pidfile);
-    let mut host = OsString::from("unix://");
-    host.push(&layout.socket);
-    args.extend(["--host".into(), host]);
-    args.extend(["--exec-opt".into(), "native.cgroupdriver=cgroupfs".into()]);
-    // Containers get 2 s to stop when the job ends.
-    args.extend(["--shutdown-timeout".into(), "2".into()]);
-    if network == DockerNetwork::Host {
-        args.extend(["--bridge=none".into(), "--iptables=false".into()]);
-    }
-    if let Some(driver) = &config.storage_driver {
-        args.extend(["--storage-driver".into(), driver.into()]);
-    }
-    args.extend(config.extra_args.iter().map(OsString::from));
-    args
-}
-
-/// The daemon's whole environment: nothing of the launcher's.
-pub fn daemon_env(
-    layout: &DaemonLayout,
-    config: &DockerConfig,
-    network: DockerNetwork,
-) -> Vec<(OsString, OsString)> {
-    let mut env: Vec<(OsString, OsString)> = vec![
-        ("PATH".into(), config.path.clone()),
-        ("HOME".into(), layout.home.clone().into()),
-        ("XDG_RUNTIME_DIR".into(), layout.runtime.clone().into()),
-    ];
-    let (net, port_driver) = match network {
-        DockerNetwork::Host => ("host", "none"),
-        _ => ("slirp4netns", "builtin"),
-    };
-    env.push(("DOCKERD_ROOTLESS_ROOTLESSKIT_NET".into(), net.into()));
-    env.push((
-        "DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER".into(),
-        port_driver.into(),
-    ));
-    env
-}
-
-/// Whether `/dev/net/tun` can be opened read-write by `uid`/`gid`.
-fn tun_usable(uid: u32, gid: u32) -> bool {
-    let Ok(meta) = std::fs::metadata("/dev/net/tun") else {
-        return false;
-    };
-    let mode = meta.mode();
-    let rw = |shift: u32| (mode >> shift) & 0o6 == 0o6;
-    rw(0) || (meta.uid() == uid && rw(6)) || (meta.gid() == gid && rw(3))
 }
 
 /// A running rootless dockerd.
@@ -393,10 +299,12 @@ async fn abandon(layout: &DaemonLayout, mut child: Child, as_root: bool) {
         .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/ns/user")).ok())
         .map(|link| link.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
-        if let Some(group) = Pid::from_raw(pid) {
-            let _ = rustix::process::kill_process_group(group, Signal::KILL);
-        }
+    if let Some(group) = child
+        .id()
+        .and_then(|pid| i32::try_from(pid).ok())
+        .and_then(Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(group, Signal::KILL);
     }
     for pid in processes_in_namespace(&namespace) {
         signal(pid, Signal::KILL);
@@ -408,200 +316,9 @@ async fn abandon(layout: &DaemonLayout, mut child: Child, as_root: bool) {
     }
 }
 
-/// `dir` and its parts, 0700, owned by the daemon's user when `owner` is
-/// given (the launcher is root).
-fn prepare_dirs(layout: &DaemonLayout, owner: Option<(u32, u32)>) -> Result<(), DockerError> {
-    for path in [&layout.dir, &layout.home, &layout.runtime, &layout.data] {
-        let prepared = std::fs::create_dir_all(path)
-            .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)))
-            .and_then(|()| match owner {
-                Some((uid, gid)) => std::os::unix::fs::chown(path, Some(uid), Some(gid)),
-                None => Ok(()),
-            });
-        prepared.map_err(|source| DockerError::Prepare {
-            path: path.clone(),
-            source,
-        })?;
-    }
-    Ok(())
-}
-
-/// dockerd's pid, from its pid file.
-fn daemon_pid(layout: &DaemonLayout) -> Option<i32> {
-    std::fs::read_to_string(&layout.pidfile)
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-fn signal(pid: i32, signal: Signal) {
-    if let Some(pid) = Pid::from_raw(pid) {
-        let _ = rustix::process::kill_process(pid, signal);
-    }
-}
-
-/// Every process whose user namespace is `namespace` (`user:[inode]`).
-pub fn processes_in_namespace(namespace: &str) -> Vec<i32> {
-    if namespace.is_empty() {
-        return Vec::new();
-    }
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/ns/user"))
-                .is_ok_and(|link| link.as_os_str() == namespace)
-        })
-        .collect()
-}
-
-/// Removes `dir`; as an unprivileged user, through `rootlesskit rm -rf`,
-/// whose user namespace maps the subordinate ids owning the data root.
-async fn remove_dir(dir: &Path, as_root: bool) -> Result<(), DockerError> {
-    let cleanup = |detail: String| DockerError::Cleanup {
-        path: dir.to_path_buf(),
-        detail,
-    };
-    if !as_root {
-        let output = Command::new("rootlesskit")
-            .args(["rm", "-rf", "--"])
-            .arg(dir)
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .map_err(|err| cleanup(format!("rootlesskit rm: {err}")))?;
-        if !output.status.success() {
-            return Err(cleanup(
-                String::from_utf8_lossy(&output.stderr).into_owned(),
-            ));
-        }
-    }
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(err) => Err(cleanup(err.to_string())),
-    }
-}
-
-/// Does the socket answer `GET /_ping` with 200?
-async fn ping(socket: &Path) -> bool {
-    let Ok(Ok(mut stream)) =
-        tokio::time::timeout(POLL * 5, tokio::net::UnixStream::connect(socket)).await
-    else {
-        return false;
-    };
-    let request = b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n";
-    if stream.write_all(request).await.is_err() {
-        return false;
-    }
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(POLL * 20, stream.read_to_end(&mut answer)).await;
-    read.is_ok() && (answer.starts_with(b"HTTP/1.0 200") || answer.starts_with(b"HTTP/1.1 200"))
-}
-
-/// The last lines of the daemon's log, for an error.
-fn log_tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|line| !line.starts_with("+ "))
-        .collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn strings(args: &[OsString]) -> Vec<String> {
-        args.iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect()
-    }
-
-    #[test]
-    fn everything_of_the_daemon_is_inside_its_dir() {
-        let layout = DaemonLayout::new(Path::new("/tmp/gha-42/docker"));
-        let args = strings(&dockerd_args(
-            &layout,
-            &DockerConfig::default(),
-            DockerNetwork::Slirp4netns,
-        ));
-        assert_eq!(
-            args,
-            [
-                "--data-root",
-                "/tmp/gha-42/docker/data",
-                "--exec-root",
-                "/tmp/gha-42/docker/run/docker",
-                "--pidfile",
-                "/tmp/gha-42/docker/run/docker.pid",
-                "--host",
-                "unix:///tmp/gha-42/docker/run/docker.sock",
-                "--exec-opt",
-                "native.cgroupdriver=cgroupfs",
-                "--shutdown-timeout",
-                "2",
-            ]
-        );
-        let env = daemon_env(
-            &layout,
-            &DockerConfig::default(),
-            DockerNetwork::Slirp4netns,
-        );
-        let get = |name: &str| {
-            env.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.to_string_lossy().into_owned())
-        };
-        assert_eq!(get("HOME").unwrap(), "/tmp/gha-42/docker/home");
-        assert_eq!(get("XDG_RUNTIME_DIR").unwrap(), "/tmp/gha-42/docker/run");
-        assert_eq!(
-            get("DOCKERD_ROOTLESS_ROOTLESSKIT_NET").unwrap(),
-            "slirp4netns"
-        );
-    }
-
-    #[test]
-    fn the_host_network_has_no_bridge_no_iptables_and_no_port_driver() {
-        let layout = DaemonLayout::new(Path::new("/w/docker"));
-        let config = DockerConfig {
-            storage_driver: Some("vfs".into()),
-            ..DockerConfig::default()
-        };
-        let args = strings(&dockerd_args(&layout, &config, DockerNetwork::Host));
-        assert!(args.ends_with(&[
-            "--bridge=none".into(),
-            "--iptables=false".into(),
-            "--storage-driver".into(),
-            "vfs".into()
-        ]));
-        let env = daemon_env(&layout, &config, DockerNetwork::Host);
-        assert!(env.contains(&("DOCKERD_ROOTLESS_ROOTLESSKIT_NET".into(), "host".into())));
-        assert!(env.contains(&(
-            "DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER".into(),
-            "none".into()
-        )));
-    }
-
-    #[test]
-    fn auto_takes_slirp4netns_only_with_a_usable_tun_device() {
-        assert_eq!(
-            resolve_network(DockerNetwork::Auto, true),
-            DockerNetwork::Slirp4netns
-        );
-        assert_eq!(
-            resolve_network(DockerNetwork::Auto, false),
-            DockerNetwork::Host
-        );
-        assert_eq!(
-            resolve_network(DockerNetwork::Slirp4netns, false),
-            DockerNetwork::Slirp4netns
-        );
-    }
 
     #[tokio::test]
     async fn a_socket_path_too_long_for_sun_path_is_refused_before_anything_starts() {
