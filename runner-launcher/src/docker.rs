@@ -17,6 +17,13 @@
 //! namespace, then removes `dir` (through `rootlesskit rm -rf` when not
 //! root: the data root holds files of the user's subordinate ids).
 //!
+//! The runner's container reaches the daemon through [`RootlessDocker::socket`]
+//! bound at `/run/gha-docker.sock` (a tmpfs `/run`: the image's is
+//! read-only) with `DOCKER_HOST=unix:///run/gha-docker.sock`. It must run as
+//! the daemon's user outside, as a Slurm job runs both: a runtime started by
+//! root cannot even resolve the socket inside the 0700 `run/` (`bwrap: Can't
+//! find source path .../docker.sock: Permission denied`).
+//!
 //! Networks ([`DockerNetwork`]): slirp4netns (containers get their own
 //! network) needs `/dev/net/tun` usable by the user (mode 0666 on a
 //! standard Debian host; 0600 on some VMs and containers, where rootlesskit

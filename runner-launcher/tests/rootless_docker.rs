@@ -172,6 +172,49 @@ async fn a_container_runs_through_the_jobs_socket_and_stop_leaves_nothing() {
 }
 
 #[tokio::test]
+async fn a_bwrap_container_of_the_daemons_user_reaches_it_at_run_gha_docker_sock() {
+    let (_tmp, dir) = job_dir();
+    let config = config(DockerNetwork::Auto);
+    let daemon = RootlessDocker::start(&dir, &config).await.unwrap();
+    // The runner's container runs as the daemon's user outside, as a Slurm
+    // job does (root, with caps only in its own namespace, could not even
+    // resolve the socket inside the 0700 runtime directory).
+    let mut command = match config.run_as {
+        Some(user) => {
+            let mut setpriv = Command::new("setpriv");
+            setpriv
+                .arg(format!("--reuid={}", user.uid))
+                .arg(format!("--regid={}", user.gid))
+                .args(["--clear-groups", "bwrap"]);
+            setpriv
+        }
+        None => Command::new("bwrap"),
+    };
+    let socket = daemon.socket().to_str().unwrap().to_owned();
+    let output = command
+        .args([
+            "--unshare-user",
+            "--unshare-pid",
+            "--uid",
+            "1001",
+            "--gid",
+            "1001",
+        ])
+        .args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"])
+        // `/` is read-only here, as the image is: the mount point needs a
+        // tmpfs /run.
+        .args(["--tmpfs", "/run", "--bind", &socket, "/run/gha-docker.sock"])
+        .arg("--die-with-parent")
+        .args(["--", "docker", "version", "-f", "{{.Server.Os}}"])
+        .env("DOCKER_HOST", "unix:///run/gha-docker.sock")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(ok(&output), "linux");
+    daemon.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn two_jobs_of_one_user_get_two_daemons_and_stopping_one_spares_the_other() {
     let (_tmp_a, dir_a) = job_dir();
     let (_tmp_b, dir_b) = job_dir();
