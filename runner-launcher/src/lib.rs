@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod docker;
 
 pub use cli::{Cli, Config};
 

@@ -12,6 +12,11 @@
 //! - [`service::Service`]: a workspace binary run as a process that a test
 //!   can kill, stop, pause and start again; [`service::bin`] finds it.
 //! - [`workflow_stats`]: a workflow's critical path and latency percentiles.
+//! - [`runner_image::RunnerImage`]: the runner image of
+//!   `deploy/local/runner-image` (Debian 12 minbase + the fake runner laid
+//!   out like the real one), unpacked by `gha-unpacker`, built once.
+//! - [`fake_runner`]: the fake actions runner (`fake-runner`) and its
+//!   layout (`run.sh`, `bin/Runner.Listener`).
 //! - [`cli`]: the checks every binary passes (`--help`, `--version`, honest
 //!   refusal of what it does not do yet).
 //! - [`eventually()`] / [`eventually_blocking()`]: poll a condition with a
@@ -27,6 +32,7 @@ pub mod nats_cluster;
 pub mod paths;
 pub mod registry;
 pub mod service;
+pub mod runner_image;
 pub mod slurm;
 pub mod workflow_stats;
 

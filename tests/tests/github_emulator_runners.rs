@@ -1,11 +1,13 @@
 //! Runners against the emulator, end to end: a JIT config minted over REST,
-//! the `fake-runner` binary connecting with it, jobs assigned by labels and
-//! `needs:`, cancellation and signals.
+//! the `fake-runner` listener (`bin/Runner.Listener run` of a runner laid
+//! out per test) connecting with it, jobs assigned by labels and `needs:`,
+//! cancellation and signals.
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use gha_testkit::eventually;
+use gha_testkit::fake_runner::layout;
 use gha_testkit::github::{Conclusion, GitHubEmulator, JobSpec, JobStatus, Step, WorkflowSpec};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
@@ -14,23 +16,34 @@ use tokio::process::{Child, ChildStdout, Command};
 const REPO: &str = "acme/widgets";
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// A `fake-runner` process and its stdout, line by line.
+/// A listener process of a runner laid out in its own directory, and its
+/// stdout, line by line.
 struct FakeRunner {
     child: Child,
     lines: Lines<BufReader<ChildStdout>>,
     seen: Vec<String>,
+    _root: tempfile::TempDir,
+}
+
+/// A runner laid out in a new directory, and its listener as a command.
+fn listener() -> (tempfile::TempDir, Command) {
+    let root = tempfile::tempdir().unwrap();
+    layout::install(root.path(), env!("CARGO_BIN_EXE_fake-runner").as_ref()).unwrap();
+    let mut command = Command::new(root.path().join(layout::LISTENER));
+    command.arg("run");
+    (root, command)
 }
 
 impl FakeRunner {
     fn start(jitconfig: &str) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_fake-runner"));
+        let (root, mut command) = listener();
         command.env("ACTIONS_RUNNER_INPUT_JITCONFIG", jitconfig);
-        Self::spawn(command)
+        Self::spawn(root, command)
     }
 
     /// Registers with a registration token instead of a JIT config.
     fn register(server_url: &str, token: &str, name: &str, labels: &str) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_fake-runner"));
+        let (root, mut command) = listener();
         command.env("ACTIONS_RUNNER_INPUT_TOKEN", token).args([
             "--url",
             server_url,
@@ -40,10 +53,10 @@ impl FakeRunner {
             labels,
             "--ephemeral",
         ]);
-        Self::spawn(command)
+        Self::spawn(root, command)
     }
 
-    fn spawn(mut command: Command) -> Self {
+    fn spawn(root: tempfile::TempDir, mut command: Command) -> Self {
         let mut child = command
             .args(["--poll-wait-ms", "2000", "--progress-interval-ms", "50"])
             .stdout(Stdio::piped())
@@ -56,6 +69,7 @@ impl FakeRunner {
             child,
             lines,
             seen: Vec::new(),
+            _root: root,
         }
     }
 
@@ -290,7 +304,6 @@ async fn sigterm_while_idle_exits_cleanly_and_the_runner_goes_offline() {
     let mut runner = FakeRunner::start(&jit_config(&emulator, "r1", &["slurm"]).await);
     runner.expect_line("Listening for Jobs").await;
     runner.signal("-TERM");
-    runner.expect_line("Exiting...").await;
     let (code, _) = runner.wait().await;
     assert_eq!(code, 0);
     let status = runner_status(&emulator, "r1").await.unwrap();
@@ -307,12 +320,21 @@ async fn sigterm_during_a_job_cancels_it() {
     runner
         .expect_line("Job soak completed with result: Canceled")
         .await;
-    runner.expect_line("Exiting...").await;
     assert_eq!(runner.wait().await.0, 0);
     assert_eq!(
         wait_run(&emulator, run_id).await,
         Some(Conclusion::Cancelled)
     );
+}
+
+#[tokio::test]
+async fn sigint_while_idle_prints_exiting_as_the_real_ctrl_c_handler() {
+    let emulator = emulator().await;
+    let mut runner = FakeRunner::start(&jit_config(&emulator, "r1", &["slurm"]).await);
+    runner.expect_line("Listening for Jobs").await;
+    runner.signal("-INT");
+    runner.expect_line("Exiting...").await;
+    assert_eq!(runner.wait().await.0, 0);
 }
 
 #[tokio::test]

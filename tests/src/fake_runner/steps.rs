@@ -1,23 +1,24 @@
 //! Performing a job's steps, in order, until one fails or the job is
 //! cancelled.
 //!
-//! `Run` commands go to `sh -c` with the runner's stdout, stderr and
-//! environment (less its credentials), in a process group of their own, so
-//! cancelling a step kills whatever the command started too, as the real
-//! runner kills a step's process tree.
+//! `Run` commands go to `sh -c` with the job's environment (the runner's,
+//! less its `ACTIONS_RUNNER_INPUT_*` credentials, plus `GITHUB_*`), in its
+//! workspace, their output in the job's log, in a process group of their
+//! own, so cancelling a step kills whatever the command started too, as the
+//! real runner kills a step's process tree.
 
 use std::process::Stdio;
 
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
-use super::args::{JITCONFIG_ENV, TOKEN_ENV};
+use super::worker::JobContext;
 use crate::github::model::Step;
 use crate::github::runner_api::JobResult;
 
 /// How one step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StepEnd {
+pub(super) enum StepEnd {
     Passed,
     Failed,
     Cancelled,
@@ -25,7 +26,11 @@ enum StepEnd {
 
 /// Performs `steps` in order: `Failed` at the first failing step (the rest
 /// are skipped), `Cancelled` once `cancel` fires, else `Succeeded`.
-pub(super) async fn perform(steps: &[Step], cancel: &CancellationToken) -> JobResult {
+pub(super) async fn perform(
+    steps: &[Step],
+    ctx: &JobContext,
+    cancel: &CancellationToken,
+) -> JobResult {
     for (index, step) in steps.iter().enumerate() {
         if cancel.is_cancelled() {
             return JobResult::Cancelled;
@@ -37,7 +42,16 @@ pub(super) async fn perform(steps: &[Step], cancel: &CancellationToken) -> JobRe
                     () = cancel.cancelled() => StepEnd::Cancelled,
                 }
             }
-            Step::Run { command } => run_command(command, cancel).await,
+            Step::Run { command } => match ctx.command("sh") {
+                Ok(mut sh) => {
+                    sh.arg("-c").arg(command);
+                    run_process(sh, cancel).await
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot open the job's log");
+                    StepEnd::Failed
+                }
+            },
             Step::Fail => StepEnd::Failed,
             Step::Hang => {
                 cancel.cancelled().await;
@@ -54,16 +68,12 @@ pub(super) async fn perform(steps: &[Step], cancel: &CancellationToken) -> JobRe
     JobResult::Succeeded
 }
 
-/// `sh -c command`: passes if it exits 0; on cancellation its process group
+/// Runs `command`: passes if it exits 0; on cancellation its process group
 /// is killed and reaped before this returns.
-async fn run_command(command: &str, cancel: &CancellationToken) -> StepEnd {
-    let spawned = Command::new("sh")
-        .arg("-c")
-        .arg(command)
+pub(super) async fn run_process(mut command: Command, cancel: &CancellationToken) -> StepEnd {
+    let program = command.as_std().get_program().to_owned();
+    let spawned = command
         .stdin(Stdio::null())
-        // A job's commands do not get to print the runner's credentials.
-        .env_remove(JITCONFIG_ENV)
-        .env_remove(TOKEN_ENV)
         .process_group(0)
         // Should this future be dropped (the runner failed mid-job), the
         // command does not outlive it.
@@ -72,7 +82,7 @@ async fn run_command(command: &str, cancel: &CancellationToken) -> StepEnd {
     let mut child = match spawned {
         Ok(child) => child,
         Err(err) => {
-            tracing::error!(error = %err, "cannot start sh");
+            tracing::error!(error = %err, ?program, "cannot start the step");
             return StepEnd::Failed;
         }
     };

@@ -2,32 +2,45 @@
 //! server's answers and asserts what the runner sent and printed. Timeouts
 //! only bound tests; the server raises events when the runner reaches them.
 
+use std::path::Path;
 use std::time::Duration;
 
+use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
 use super::scripted_server::{CancelWhen, SESSION, Script, ScriptedServer, Seen};
 use super::*;
 use crate::eventually;
 use crate::github::model::Step;
-use crate::github::runner_api::{CredentialsData, CredentialsFile, RunnerFile};
+use crate::github::runner_api::{AssignedJob, CredentialsData, CredentialsFile, RunnerFile};
 
 const JIT_SECRET: &str = "jit-secret";
 /// Bounds a whole runner; never reached when the runner behaves.
 const BOUND: Duration = Duration::from_secs(20);
 
-fn job(job_id: u64, name: &str, steps: Vec<Step>) -> AssignedJob {
+pub(super) fn job(job_id: u64, name: &str, steps: Vec<Step>) -> AssignedJob {
     AssignedJob {
         job_id,
         run_id: 100,
+        run_attempt: 1,
         name: name.into(),
+        job_key: name.into(),
+        workflow: "CI".into(),
         repository: "acme/widgets".into(),
         steps,
     }
 }
 
+/// A runner root per test.
+pub(super) fn runner_root() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("fake-runner-root-")
+        .tempdir()
+        .unwrap()
+}
+
 /// A JIT config as the emulator hands it out.
-fn encoded_jit_config(server_url: &str) -> String {
+pub(super) fn encoded_jit_config(server_url: &str) -> String {
     JitConfig {
         runner: RunnerFile {
             agent_id: 7,
@@ -52,7 +65,7 @@ fn encoded_jit_config(server_url: &str) -> String {
     .encode()
 }
 
-fn fast(credential: Credential) -> FakeRunnerConfig {
+pub(super) fn fast(root: &Path, source: CredentialSource) -> FakeRunnerConfig {
     FakeRunnerConfig {
         poll_wait: Duration::from_millis(50),
         progress_interval: Duration::from_millis(10),
@@ -60,26 +73,32 @@ fn fast(credential: Credential) -> FakeRunnerConfig {
             attempts: 3,
             backoff: Duration::from_millis(10),
         },
-        ..FakeRunnerConfig::new(credential)
+        ..FakeRunnerConfig::new(root, source)
     }
 }
 
-fn jit_config(server: &ScriptedServer) -> FakeRunnerConfig {
-    fast(Credential::from_jit_config(&encoded_jit_config(&server.url)).unwrap())
+pub(super) fn jit_config(server: &ScriptedServer, root: &Path) -> FakeRunnerConfig {
+    fast(
+        root,
+        CredentialSource::Jit(Secret::new(encoded_jit_config(&server.url))),
+    )
 }
 
-fn registration_config(server_url: &str, ephemeral: bool) -> FakeRunnerConfig {
-    fast(Credential::Registration {
-        server_url: server_url.into(),
-        token: Secret::new("reg-token"),
-        name: "node1-runner".into(),
-        labels: vec!["self-hosted".into(), "slurm".into()],
-        ephemeral,
-    })
+fn registration_config(server_url: &str, root: &Path, ephemeral: bool) -> FakeRunnerConfig {
+    fast(
+        root,
+        CredentialSource::Registration {
+            server_url: server_url.into(),
+            token: Secret::new("reg-token"),
+            name: "node1-runner".into(),
+            labels: vec!["self-hosted".into(), "slurm".into()],
+            ephemeral,
+        },
+    )
 }
 
 /// Runs the runner to its end, bounded.
-async fn run_bounded(
+pub(super) async fn run_bounded(
     config: FakeRunnerConfig,
     transcript: &Transcript,
     shutdown: CancellationToken,
@@ -90,7 +109,7 @@ async fn run_bounded(
 }
 
 /// The transcript with each event line's timestamp checked and removed.
-fn without_timestamps(transcript: &Transcript) -> Vec<String> {
+pub(super) fn without_timestamps(transcript: &Transcript) -> Vec<String> {
     transcript
         .lines()
         .into_iter()
@@ -112,7 +131,7 @@ const GREETING: [&str; 4] = [
     "Listening for Jobs",
 ];
 
-fn expected(events: &[&str]) -> Vec<String> {
+pub(super) fn expected(events: &[&str]) -> Vec<String> {
     GREETING
         .iter()
         .chain(events)
@@ -128,10 +147,15 @@ async fn run_one_job(steps: Vec<Step>, cancel: CancelWhen) -> (RunnerExit, Seen,
         ..Script::default()
     })
     .await;
+    let root = runner_root();
     let transcript = Transcript::default();
-    let exit = run_bounded(jit_config(&server), &transcript, CancellationToken::new())
-        .await
-        .unwrap();
+    let exit = run_bounded(
+        jit_config(&server, root.path()),
+        &transcript,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     (exit, server.seen(), without_timestamps(&transcript))
 }
 
@@ -286,10 +310,15 @@ async fn a_refused_credential_is_an_error_before_anything_is_printed() {
         ..Script::default()
     })
     .await;
+    let root = runner_root();
     let transcript = Transcript::default();
-    let err = run_bounded(jit_config(&server), &transcript, CancellationToken::new())
-        .await
-        .unwrap_err();
+    let err = run_bounded(
+        jit_config(&server, root.path()),
+        &transcript,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
 
     assert!(
         matches!(&err, FakeRunnerError::CredentialRefused { message } if message == "credential already used"),
@@ -307,8 +336,9 @@ async fn server_errors_are_retried() {
         ..Script::default()
     })
     .await;
+    let root = runner_root();
     let exit = run_bounded(
-        jit_config(&server),
+        jit_config(&server, root.path()),
         &Transcript::default(),
         CancellationToken::new(),
     )
@@ -330,7 +360,8 @@ async fn an_unreachable_server_is_an_error_after_a_bounded_number_of_tries() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         listener.local_addr().unwrap()
     };
-    let config = registration_config(&format!("http://{closed}/_runner"), false);
+    let root = runner_root();
+    let config = registration_config(&format!("http://{closed}/_runner"), root.path(), false);
     let err = run_bounded(config, &Transcript::default(), CancellationToken::new())
         .await
         .unwrap_err();
@@ -350,9 +381,10 @@ async fn shutdown_while_idle_deletes_the_session_and_exits() {
         ..Script::default()
     })
     .await;
+    let root = runner_root();
     let transcript = Transcript::default();
     let exit = run_bounded(
-        registration_config(&server.url, false),
+        registration_config(&server.url, root.path(), false),
         &transcript,
         shutdown,
     )
@@ -363,7 +395,7 @@ async fn shutdown_while_idle_deletes_the_session_and_exits() {
     let seen = server.seen();
     assert_eq!(seen.deleted, [SESSION]);
     assert!(seen.completed.is_empty());
-    assert_eq!(without_timestamps(&transcript), expected(&["Exiting..."]));
+    assert_eq!(without_timestamps(&transcript), expected(&[]));
 }
 
 #[tokio::test]
@@ -375,8 +407,9 @@ async fn shutdown_during_a_job_cancels_it_then_exits() {
         ..Script::default()
     })
     .await;
+    let root = runner_root();
     let transcript = Transcript::default();
-    let exit = run_bounded(jit_config(&server), &transcript, shutdown)
+    let exit = run_bounded(jit_config(&server, root.path()), &transcript, shutdown)
         .await
         .unwrap();
 
@@ -389,7 +422,6 @@ async fn shutdown_during_a_job_cancels_it_then_exits() {
         expected(&[
             "Running job: build",
             "Job build completed with result: Canceled",
-            "Exiting...",
         ])
     );
 }
@@ -399,14 +431,15 @@ async fn shutdown_before_connecting_exits_without_a_session() {
     let server = ScriptedServer::start(Script::default()).await;
     let shutdown = CancellationToken::new();
     shutdown.cancel();
+    let root = runner_root();
     let transcript = Transcript::default();
-    let exit = run_bounded(jit_config(&server), &transcript, shutdown)
+    let exit = run_bounded(jit_config(&server, root.path()), &transcript, shutdown)
         .await
         .unwrap();
 
     assert_eq!(exit, RunnerExit::ShutDown);
     assert!(server.seen().sessions.is_empty());
-    assert_eq!(transcript.lines(), ["Exiting..."]);
+    assert!(transcript.lines().is_empty(), "{:?}", transcript.lines());
 }
 
 #[tokio::test]
@@ -422,9 +455,10 @@ async fn a_registered_runner_takes_jobs_until_shut_down() {
         ..Script::default()
     })
     .await;
+    let root = runner_root();
     let transcript = Transcript::default();
     let exit = run_bounded(
-        registration_config(&server.url, false),
+        registration_config(&server.url, root.path(), false),
         &transcript,
         shutdown,
     )
@@ -454,7 +488,6 @@ async fn a_registered_runner_takes_jobs_until_shut_down() {
             "Job test (1) completed with result: Succeeded",
             "Running job: test (2)",
             "Job test (2) completed with result: Failed",
-            "Exiting...",
         ])
     );
 }

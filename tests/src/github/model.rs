@@ -73,7 +73,13 @@ impl Conclusion {
 /// One job of a workflow, as a test describes it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct JobSpec {
+    /// The job's display name (`name:`, or the key with the matrix values,
+    /// `test (1)`): what the runner prints in `Running job: <name>`.
     pub name: String,
+    /// The job's key under `jobs:` in the workflow file, what `GITHUB_JOB`
+    /// holds; `None` = the same as `name`. Matrix legs share one key.
+    #[serde(default)]
+    pub key: Option<String>,
     /// `runs-on` labels.
     pub labels: Vec<String>,
     /// Names of jobs of the same workflow that must succeed first.
@@ -93,6 +99,7 @@ impl JobSpec {
     pub fn new(name: &str, labels: &[&str]) -> Self {
         Self {
             name: name.into(),
+            key: None,
             labels: labels.iter().map(|label| label.to_string()).collect(),
             needs: Vec::new(),
             steps: Vec::new(),
@@ -100,7 +107,19 @@ impl JobSpec {
         }
     }
 
-    /// Adds `needs:` dependencies.
+    /// Sets the job's key under `jobs:` (`GITHUB_JOB`), when it differs
+    /// from its display name.
+    pub fn key(mut self, key: &str) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// The job's key under `jobs:`: what `GITHUB_JOB` holds.
+    pub fn job_key(&self) -> &str {
+        self.key.as_deref().unwrap_or(&self.name)
+    }
+
+    /// Adds `needs:` dependencies (by the jobs' names).
     pub fn needs(mut self, jobs: &[&str]) -> Self {
         self.needs = jobs.iter().map(|job| job.to_string()).collect();
         self
@@ -160,10 +179,15 @@ impl WorkflowSpec {
     }
 
     /// `count` independent jobs (`<name>-1` ...), as a matrix expands: the
-    /// 70-job burst of the reference site.
+    /// 70-job burst of the reference site. As matrix legs do, they share
+    /// one key, `name` (`GITHUB_JOB`).
     pub fn fan_out(name: &str, count: usize, labels: &[&str], steps: Vec<Step>) -> Self {
         let jobs = (1..=count)
-            .map(|i| JobSpec::new(&format!("{name}-{i}"), labels).steps(steps.clone()))
+            .map(|i| {
+                JobSpec::new(&format!("{name}-{i}"), labels)
+                    .key(name)
+                    .steps(steps.clone())
+            })
             .collect();
         Self::new(name, jobs)
     }

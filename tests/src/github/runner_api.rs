@@ -50,14 +50,25 @@ pub struct SessionInfo {
     pub ephemeral: bool,
 }
 
-/// A job handed to a runner: what to run.
+/// A job handed to a runner: what to run, and what the real runner's job
+/// message tells its worker about the job (the `github` context the worker
+/// exports to steps and job hooks as `GITHUB_*`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AssignedJob {
     pub job_id: u64,
+    /// `GITHUB_RUN_ID`.
     pub run_id: u64,
+    /// `GITHUB_RUN_ATTEMPT`: 1, then one more per re-run (the
+    /// `workflow_job` payload's `run_attempt`).
+    pub run_attempt: u32,
     /// The job's display name, as the runner prints it.
     pub name: String,
-    /// `owner/name`.
+    /// `GITHUB_JOB`: the job's key under `jobs:` in the workflow file, not
+    /// its display name.
+    pub job_key: String,
+    /// `GITHUB_WORKFLOW`: the workflow's name.
+    pub workflow: String,
+    /// `GITHUB_REPOSITORY`: `owner/name`.
     pub repository: String,
     pub steps: Vec<Step>,
 }

@@ -294,11 +294,15 @@ impl World {
 
     fn assigned(&self, job_id: u64) -> AssignedJob {
         let job = &self.jobs[&job_id];
+        let run = &self.runs[&job.run_id];
         AssignedJob {
             job_id,
             run_id: job.run_id,
+            run_attempt: job.attempt,
             name: job.spec.name.clone(),
-            repository: self.runs[&job.run_id].repo.clone(),
+            job_key: job.spec.job_key().to_owned(),
+            workflow: run.spec.name.clone(),
+            repository: run.repo.clone(),
             steps: job.spec.steps.clone(),
         }
     }

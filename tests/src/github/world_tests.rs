@@ -465,3 +465,31 @@ fn workflows_with_cycles_or_unknown_needs_are_refused() {
         422
     );
 }
+
+#[test]
+fn an_assigned_job_carries_its_attempt_its_key_and_its_workflow() {
+    let mut world = world();
+    let spec = WorkflowSpec::new(
+        "CI",
+        vec![JobSpec::new("Build (linux)", &["slurm"]).key("build")],
+    );
+    let run = world.create_run(REPO, spec, t(0)).unwrap();
+    world.cancel_run(run, t(1)).unwrap();
+    world.rerun(run, t(2)).unwrap();
+    let session = connect(&mut world, "r1", &["slurm"], t(3));
+    let job = world.next_job(&session, t(4)).unwrap().unwrap();
+    assert_eq!(job.run_id, run);
+    assert_eq!(job.run_attempt, 2, "the re-run's attempt");
+    assert_eq!(job.name, "Build (linux)");
+    assert_eq!(job.job_key, "build", "GITHUB_JOB is the key, not the name");
+    assert_eq!(job.workflow, "CI");
+    assert_eq!(job.repository, REPO);
+}
+
+#[test]
+fn matrix_legs_share_one_key_and_a_job_without_one_uses_its_name() {
+    let spec = WorkflowSpec::fan_out("test", 2, &["slurm"], vec![]);
+    let keys: Vec<&str> = spec.jobs.iter().map(JobSpec::job_key).collect();
+    assert_eq!(keys, ["test", "test"]);
+    assert_eq!(JobSpec::new("lint", &["slurm"]).job_key(), "lint");
+}
