@@ -3,15 +3,14 @@
 //! stream as `QueuedJob` / `JobStatusChange` (see `proto/README.md`).
 //!
 //! `run` serves the webhook endpoint and runs the reconciliation poll
-//! ([`service`]); `poll-once` shows what one pass finds. GitHub App
-//! authentication is not implemented yet and says so (issue 4).
+//! ([`service`]); `poll-once` shows what one pass finds. GitHub itself
+//! (HTTPS, budget, rate limits, App tokens, payload types) is reached
+//! through the `gha-github` crate.
 #![forbid(unsafe_code)]
 
 pub mod cli;
-pub mod github;
 pub mod metrics;
 pub mod observe;
-pub mod pacing;
 pub mod policy;
 pub mod poll;
 pub mod poll_loop;

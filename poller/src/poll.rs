@@ -16,10 +16,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::github::types::{Repository, WorkflowJob, WorkflowRun};
-use crate::github::{Fetched, GitHubClient, GitHubError};
 use crate::observe::{Observation, observe};
 use crate::policy::{JobPolicy, Refusal};
+use gha_github::types::{Repository, WorkflowJob, WorkflowRun};
+use gha_github::{Fetched, GitHubClient, GitHubError};
 
 #[derive(Deserialize)]
 struct RunsPage {
@@ -92,10 +92,8 @@ impl RepoPoller {
                 (cached.unwrap_or(Value::Null), None)
             }
         };
-        let decoded = serde_json::from_value(value).map_err(|source| GitHubError::Decode {
-            path: path.into(),
-            source,
-        })?;
+        let decoded =
+            serde_json::from_value(value).map_err(|err| GitHubError::decode(path, err))?;
         Ok((decoded, next))
     }
 

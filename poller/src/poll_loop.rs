@@ -12,13 +12,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Watched;
-use crate::github::{GitHubClient, GitHubError};
 use crate::metrics::PollerMetrics;
 use crate::observe::Observation;
-use crate::pacing::Pacer;
 use crate::policy::JobPolicy;
 use crate::poll::RepoPoller;
 use crate::repos;
+use gha_github::pacing::Pacer;
+use gha_github::{GitHubClient, GitHubError};
 
 /// How often an organisation's repository list is read again.
 const RESOLVE_EVERY: Duration = Duration::from_secs(600);

@@ -24,13 +24,13 @@ use axum::routing::post;
 use gha_proto::Contract;
 use gha_proto::v1::JobSource;
 
-use crate::github::types::{WorkflowJobEvent, WorkflowRun};
-use crate::github::{Fetched, GitHubClient};
 use crate::metrics::PollerMetrics;
 use crate::observe::{Observation, observe};
 use crate::policy::{JobPolicy, Refusal};
 use crate::recent::RecentIds;
 use crate::webhook_signature::WebhookSecrets;
+use gha_github::types::{WorkflowJobEvent, WorkflowRun};
+use gha_github::{Fetched, GitHubClient};
 
 /// Webhook deliveries remembered to skip redeliveries early.
 const RECENT_DELIVERIES: usize = 10_000;
@@ -214,7 +214,7 @@ impl WebhookReceiver {
         repository: &str,
         run_id: i64,
         installation: i64,
-    ) -> Result<bool, crate::github::GitHubError> {
+    ) -> Result<bool, gha_github::GitHubError> {
         if let Some(known) = self
             .run_is_fork
             .lock()
@@ -226,7 +226,7 @@ impl WebhookReceiver {
         let path = format!("/repos/{repository}/actions/runs/{run_id}");
         let client =
             self.client_for(installation)
-                .ok_or_else(|| crate::github::GitHubError::NotFound {
+                .ok_or_else(|| gha_github::GitHubError::NotFound {
                     path: format!("{path} (no credentials for installation {installation})"),
                 })?;
         let fork = match client.get::<WorkflowRun>(&path, None).await? {

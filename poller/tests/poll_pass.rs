@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use gha_poller::github::GitHubClient;
+use gha_github::GitHubClient;
 use gha_poller::observe::Observation;
 use gha_poller::policy::{JobPolicy, Refusal};
 use gha_poller::poll::RepoPoller;
@@ -12,13 +12,15 @@ use gha_proto::v1::JobStatus;
 use gha_testkit::github::runner_api::JobResult;
 use gha_testkit::github::{GitHubEmulator, JobSpec, WorkflowSpec};
 
+mod support;
+
 const REPO: &str = "acme/widgets";
 
 async fn setup() -> (GitHubEmulator, RepoPoller) {
-    let emulator = GitHubEmulator::start().await.unwrap();
+    let emulator = GitHubEmulator::start_https().await.unwrap();
     emulator.add_repo(REPO);
     let client = Arc::new(GitHubClient::new(
-        &emulator.url(),
+        &support::endpoint(&emulator),
         emulator.token().to_string().into(),
     ));
     (emulator, RepoPoller::new(client, JobPolicy::default()))

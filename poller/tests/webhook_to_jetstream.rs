@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gha_poller::github::GitHubClient;
+use gha_github::GitHubClient;
 use gha_poller::metrics::PollerMetrics;
 use gha_poller::policy::JobPolicy;
 use gha_poller::webhook::WebhookReceiver;
@@ -30,10 +30,10 @@ async fn setup() -> Setup {
     let nats = NatsServer::start().unwrap();
     let contract = Contract::new(async_nats::connect(nats.url()).await.unwrap());
     contract.ensure_topology().await.unwrap();
-    let emulator = GitHubEmulator::start().await.unwrap();
+    let emulator = GitHubEmulator::start_https().await.unwrap();
     emulator.add_repo(REPO);
     let github = Arc::new(GitHubClient::new(
-        &emulator.url(),
+        &support::endpoint(&emulator),
         emulator.token().to_string().into(),
     ));
     let receiver = Arc::new(WebhookReceiver::new(

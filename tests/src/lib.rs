@@ -21,6 +21,7 @@ pub mod nats;
 pub mod paths;
 pub mod registry;
 pub mod slurm;
+pub mod tls;
 
 pub use eventually::{eventually, eventually_blocking};
 pub use nats::NatsServer;
