@@ -125,7 +125,9 @@ async fn main() {
         idle_interval: Duration::from_secs(30),
         busy_interval: Duration::from_secs(5),
         budget_per_hour: BUDGET_PER_HOUR,
+        reannounce_after: gha_poller::poll_loop::REANNOUNCE_AFTER,
         metrics: PollerMetrics::default(),
+        status: Default::default(),
     };
     let ours = tokio::spawn(poll.run(shutdown.clone()));
     let naive = tokio::spawn(naive_poller(

@@ -64,6 +64,11 @@ pub enum Command {
         /// free); default half of a token's 5000.
         #[arg(long, env = "GHA_REQUEST_BUDGET", default_value_t = 2500)]
         request_budget: u32,
+        /// Seconds a published job may stay queued on GitHub without a
+        /// record in the scheduler's `gha_jobs` before it is announced
+        /// again (the scheduler may have dropped it).
+        #[arg(long, env = "GHA_REANNOUNCE_AFTER", default_value_t = 300)]
+        reannounce_after: u64,
     },
     /// One reconciliation pass against GitHub: print each job that would be
     /// published, publish nothing.
@@ -73,6 +78,10 @@ pub enum Command {
         /// One JSON object per line (the `QueuedJob` fields, snake_case).
         #[arg(long)]
         json: bool,
+        /// Longest wait, in seconds, for a GitHub rate limit to lift
+        /// (`retry-after`, a spent budget) before giving up.
+        #[arg(long, env = "GHA_POLL_ONCE_MAX_WAIT", default_value_t = 300)]
+        max_wait: u64,
     },
 }
 
@@ -168,10 +177,13 @@ pub enum Config {
         poll_interval: Duration,
         busy_poll_interval: Duration,
         request_budget: u32,
+        reannounce_after: Duration,
     },
     PollOnce {
         github: GitHubConfig,
         json: bool,
+        /// Rate limits that lift within this long are waited for.
+        max_wait: Duration,
     },
 }
 
@@ -334,6 +346,7 @@ impl Cli {
                 poll_interval,
                 busy_poll_interval,
                 request_budget,
+                reannounce_after,
             } => {
                 let webhook = match (webhook_listen, webhook_secret_file) {
                     (Some(listen), Some(file)) => {
@@ -363,6 +376,9 @@ impl Cli {
                 if request_budget == 0 {
                     return Err(bad("--request-budget must be at least 1"));
                 }
+                if reannounce_after == 0 {
+                    return Err(bad("--reannounce-after must be at least 1 second"));
+                }
                 Config::Run {
                     github: github.validate()?,
                     nats: nats.validate()?,
@@ -371,11 +387,17 @@ impl Cli {
                     poll_interval: Duration::from_secs(poll_interval),
                     busy_poll_interval: Duration::from_secs(busy_poll_interval),
                     request_budget,
+                    reannounce_after: Duration::from_secs(reannounce_after),
                 }
             }
-            Command::PollOnce { github, json } => Config::PollOnce {
+            Command::PollOnce {
+                github,
+                json,
+                max_wait,
+            } => Config::PollOnce {
                 github: github.validate()?,
                 json,
+                max_wait: Duration::from_secs(max_wait),
             },
         })
     }

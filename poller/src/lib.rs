@@ -8,7 +8,10 @@
 //! through the `gha-github` crate.
 #![forbid(unsafe_code)]
 
+pub mod announce;
 pub mod cli;
+pub mod etag_cache;
+pub mod health;
 pub mod metrics;
 pub mod observe;
 pub mod policy;
@@ -29,9 +32,13 @@ use tokio_util::sync::CancellationToken;
 /// cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     match config {
-        Config::PollOnce { github, json } => {
+        Config::PollOnce {
+            github,
+            json,
+            max_wait,
+        } => {
             let mut stdout = std::io::stdout();
-            poll_once::poll_once(&github, json, &mut stdout).await?;
+            poll_once::poll_once(&github, json, max_wait, &mut stdout).await?;
             Ok(())
         }
         config @ Config::Run { .. } => service::serve(config, shutdown).await,

@@ -12,6 +12,10 @@
 //! | a delivery id seen already | 202, nothing published |
 //! | published (or already in JetStream) | 202 |
 //! | NATS or GitHub unavailable | 503 (the reconciliation poll catches up) |
+//!
+//! Whether a queued job builds a fork's code is read from its run; a run
+//! whose `head_repository` is null (a deleted fork) or a lookup that says
+//! nothing (a 304) counts as a fork: the check fails closed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -231,7 +235,10 @@ impl WebhookReceiver {
                 })?;
         let fork = match client.get::<WorkflowRun>(&path, None).await? {
             Fetched::Fresh { value, .. } => value.is_from_fork(),
-            Fetched::NotModified => false,
+            // Nothing was asked conditionally, so nothing is known: fail
+            // closed, unremembered (the poll reads the run's listing and
+            // decides again).
+            Fetched::NotModified => return Ok(true),
         };
         let mut cache = self.run_is_fork.lock().expect("fork cache lock");
         if cache.len() >= KNOWN_RUNS {

@@ -33,7 +33,9 @@ fn poll_loop(emulator: &GitHubEmulator, contract: &Contract, metrics: &PollerMet
         idle_interval: Duration::from_millis(200),
         busy_interval: Duration::from_millis(200),
         budget_per_hour: 100_000,
+        reannounce_after: gha_poller::poll_loop::REANNOUNCE_AFTER,
         metrics: metrics.clone(),
+        status: Default::default(),
     }
 }
 
