@@ -3,7 +3,9 @@
 //! what a pass against GitHub finds.
 
 use gha_testkit::cli::{assert_config_error, assert_help_and_version, run};
-use gha_testkit::github::{GitHubEmulator, JobSpec, WorkflowSpec};
+use gha_testkit::github::{
+    EmulatorConfig, GitHubEmulator, JobSpec, RateLimitSettings, WorkflowSpec,
+};
 use serde_json::Value;
 
 mod support;
@@ -253,4 +255,42 @@ fn an_unreadable_or_non_pem_ca_file_is_a_config_error() {
             says,
         );
     }
+}
+
+#[tokio::test]
+async fn poll_once_waits_for_a_secondary_limits_retry_after_and_finishes() {
+    let emulator = GitHubEmulator::start_with(EmulatorConfig {
+        rate_limits: RateLimitSettings {
+            retry_after: std::time::Duration::from_secs(2),
+            ..RateLimitSettings::default()
+        },
+        https: true,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    emulator.add_repo("acme/widgets");
+    emulator
+        .create_run(
+            "acme/widgets",
+            WorkflowSpec::new("CI", vec![JobSpec::new("build", &["slurm"])]),
+        )
+        .unwrap();
+    emulator.secondary_limit_storm(1);
+    let token = token_file(emulator.token());
+    let args = vec![
+        "--token-file".to_string(),
+        token.path().to_str().unwrap().to_string(),
+        "--repos".to_string(),
+        "acme/widgets".to_string(),
+    ];
+    let jobs = poll_once_json(&emulator, args).await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let requests = emulator.requests();
+    assert_eq!(requests[0].status, 403);
+    let gap = requests[1].at - requests[0].at;
+    assert!(
+        gap >= chrono::Duration::seconds(2),
+        "sent again after {gap:?}"
+    );
 }
