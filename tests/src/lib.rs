@@ -7,6 +7,8 @@
 //!   and shared by the test run.
 //! - [`registry::Registry`]: Debian's `docker-registry` on a free loopback
 //!   port, optionally behind token auth, with test images pushed by skopeo.
+//! - [`tls::TestCa`]: a CA and server certificates made per test run, so
+//!   servers in tests (the GitHub emulator) speak verified TLS.
 //! - [`cli`]: the checks every binary passes (`--help`, `--version`, honest
 //!   refusal of what it does not do yet).
 //! - [`eventually()`] / [`eventually_blocking()`]: poll a condition with a
