@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use gha_github::{Fetched, GitHubClient};
 use gha_poller::cli::Watched;
-use gha_poller::github::{Fetched, GitHubClient};
 use gha_poller::metrics::PollerMetrics;
 use gha_poller::policy::JobPolicy;
 use gha_poller::poll_loop::PollLoop;
@@ -22,6 +22,9 @@ use gha_testkit::NatsServer;
 use gha_testkit::github::{GitHubEmulator, WorkflowSpec};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 const REPOS: usize = 100;
 const BUSY: usize = 5;
@@ -100,7 +103,7 @@ async fn main() {
     let nats = NatsServer::start().expect("nats-server");
     let contract = Contract::new(async_nats::connect(nats.url()).await.unwrap());
     contract.ensure_topology().await.unwrap();
-    let emulator = GitHubEmulator::start().await.unwrap();
+    let emulator = GitHubEmulator::start_https().await.unwrap();
     emulator.add_token(NAIVE_TOKEN);
     for i in 0..REPOS {
         emulator.add_repo(&repo(i));
@@ -113,7 +116,7 @@ async fn main() {
     let shutdown = CancellationToken::new();
     let poll = PollLoop {
         github: Arc::new(GitHubClient::new(
-            &emulator.url(),
+            &support::endpoint(&emulator),
             emulator.token().to_string().into(),
         )),
         contract: contract.clone(),
@@ -122,11 +125,16 @@ async fn main() {
         idle_interval: Duration::from_secs(30),
         busy_interval: Duration::from_secs(5),
         budget_per_hour: BUDGET_PER_HOUR,
+        reannounce_after: gha_poller::poll_loop::REANNOUNCE_AFTER,
         metrics: PollerMetrics::default(),
+        status: Default::default(),
     };
     let ours = tokio::spawn(poll.run(shutdown.clone()));
     let naive = tokio::spawn(naive_poller(
-        GitHubClient::new(&emulator.url(), NAIVE_TOKEN.to_string().into()),
+        GitHubClient::new(
+            &support::endpoint(&emulator),
+            NAIVE_TOKEN.to_string().into(),
+        ),
         shutdown.clone(),
     ));
 

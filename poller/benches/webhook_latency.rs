@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gha_poller::github::GitHubClient;
+use gha_github::GitHubClient;
 use gha_poller::metrics::PollerMetrics;
 use gha_poller::policy::JobPolicy;
 use gha_poller::webhook::WebhookReceiver;
@@ -72,7 +72,8 @@ async fn main() {
         JobPolicy::new(Some("slurm"), None, true),
         contract.clone(),
         vec![Arc::new(GitHubClient::new(
-            "http://127.0.0.1:9",
+            &gha_github::Endpoint::new("http://127.0.0.1:9", &gha_github::TlsRoots::platform())
+                .unwrap(),
             "unused".to_string().into(),
         ))],
         PollerMetrics::default(),

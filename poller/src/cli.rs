@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use gha_github::args::GitHubTlsArgs;
+use gha_github::{AppCredentials, Auth, Endpoint, GitHubClient};
 use gha_runtime::ConfigError;
 use gha_runtime::admin::AdminArgs;
 use gha_runtime::nats::{NatsArgs, NatsConfig};
@@ -62,6 +64,11 @@ pub enum Command {
         /// free); default half of a token's 5000.
         #[arg(long, env = "GHA_REQUEST_BUDGET", default_value_t = 2500)]
         request_budget: u32,
+        /// Seconds a published job may stay queued on GitHub without a
+        /// record in the scheduler's `gha_jobs` before it is announced
+        /// again (the scheduler may have dropped it).
+        #[arg(long, env = "GHA_REANNOUNCE_AFTER", default_value_t = 300)]
+        reannounce_after: u64,
     },
     /// One reconciliation pass against GitHub: print each job that would be
     /// published, publish nothing.
@@ -71,6 +78,10 @@ pub enum Command {
         /// One JSON object per line (the `QueuedJob` fields, snake_case).
         #[arg(long)]
         json: bool,
+        /// Longest wait, in seconds, for a GitHub rate limit to lift
+        /// (`retry-after`, a spent budget) before giving up.
+        #[arg(long, env = "GHA_POLL_ONCE_MAX_WAIT", default_value_t = 300)]
+        max_wait: u64,
     },
 }
 
@@ -85,6 +96,8 @@ pub struct GitHubArgs {
         default_value = "https://api.github.com"
     )]
     pub github_api_url: String,
+    #[command(flatten)]
+    pub tls: GitHubTlsArgs,
     /// File holding a personal access token. `GHA_GITHUB_TOKEN` in the
     /// environment works too.
     #[arg(long, env = "GHA_GITHUB_TOKEN_FILE", conflicts_with = "app_id")]
@@ -144,7 +157,8 @@ pub enum AuthConfig {
 /// Validated GitHub settings.
 #[derive(Debug, Clone)]
 pub struct GitHubConfig {
-    pub api_url: String,
+    /// The API and the HTTPS client that reaches it (CA file read).
+    pub endpoint: Endpoint,
     pub auth: AuthConfig,
     pub watched: Watched,
     pub policy: JobPolicy,
@@ -163,10 +177,13 @@ pub enum Config {
         poll_interval: Duration,
         busy_poll_interval: Duration,
         request_budget: u32,
+        reannounce_after: Duration,
     },
     PollOnce {
         github: GitHubConfig,
         json: bool,
+        /// Rate limits that lift within this long are waited for.
+        max_wait: Duration,
     },
 }
 
@@ -186,10 +203,13 @@ impl GitHubArgs {
                 "--github-api-url {api_url:?}: not an http(s) URL"
             )));
         }
+        let roots = self.tls.validate()?;
+        let endpoint = Endpoint::new(&api_url, &roots)
+            .map_err(|err| bad(format!("--github-api-url {api_url}: {err}")))?;
         let auth = match (self.app_id, &self.app_key_file) {
             (Some(app_id), Some(key_file)) => {
                 let pem = read_file("--app-key-file", key_file)?;
-                if let Err(err) = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()) {
+                if let Err(err) = AppCredentials::check_key(pem.as_bytes()) {
                     return Err(bad(format!(
                         "--app-key-file {}: not an RSA private key: {err}",
                         key_file.display()
@@ -254,7 +274,7 @@ impl GitHubArgs {
         let marker = Some(self.marker_label.trim()).filter(|label| !label.is_empty());
         let allowed = (!self.allowed_labels.is_empty()).then_some(self.allowed_labels.as_slice());
         Ok(GitHubConfig {
-            api_url,
+            endpoint,
             auth,
             watched,
             policy: JobPolicy::new(marker, allowed, self.allow_fork_prs),
@@ -264,12 +284,23 @@ impl GitHubArgs {
 
 impl GitHubConfig {
     /// One client per identity: the token's, or each installation's.
-    pub fn clients(&self) -> Vec<std::sync::Arc<crate::github::GitHubClient>> {
-        use crate::github::{AppCredentials, Auth, GitHubClient};
+    pub fn clients(&self) -> Vec<std::sync::Arc<GitHubClient>> {
+        self.clients_with(|client| client)
+    }
+
+    /// [`GitHubConfig::clients`], each passed through `adjust` (e.g. to
+    /// wait for rate limits in a one-shot command).
+    pub fn clients_with(
+        &self,
+        adjust: impl Fn(GitHubClient) -> GitHubClient,
+    ) -> Vec<std::sync::Arc<GitHubClient>> {
         use std::sync::Arc;
         match &self.auth {
             AuthConfig::Token(token) => {
-                vec![Arc::new(GitHubClient::new(&self.api_url, token.clone()))]
+                vec![Arc::new(adjust(GitHubClient::new(
+                    &self.endpoint,
+                    token.clone(),
+                )))]
             }
             AuthConfig::App {
                 app_id,
@@ -277,19 +308,23 @@ impl GitHubConfig {
                 installations,
             } => {
                 let app = Arc::new(
-                    AppCredentials::new(&self.api_url, *app_id, key_pem.expose_secret().as_bytes())
-                        .expect("the key was checked at validation"),
+                    AppCredentials::new(
+                        &self.endpoint,
+                        *app_id,
+                        key_pem.expose_secret().as_bytes(),
+                    )
+                    .expect("the key was checked at validation"),
                 );
                 installations
                     .iter()
                     .map(|installation| {
-                        Arc::new(GitHubClient::with_auth(
-                            &self.api_url,
+                        Arc::new(adjust(GitHubClient::with_auth(
+                            &self.endpoint,
                             Auth::Installation {
                                 app: app.clone(),
                                 installation: *installation,
                             },
-                        ))
+                        )))
                     })
                     .collect()
             }
@@ -311,6 +346,7 @@ impl Cli {
                 poll_interval,
                 busy_poll_interval,
                 request_budget,
+                reannounce_after,
             } => {
                 let webhook = match (webhook_listen, webhook_secret_file) {
                     (Some(listen), Some(file)) => {
@@ -340,6 +376,9 @@ impl Cli {
                 if request_budget == 0 {
                     return Err(bad("--request-budget must be at least 1"));
                 }
+                if reannounce_after == 0 {
+                    return Err(bad("--reannounce-after must be at least 1 second"));
+                }
                 Config::Run {
                     github: github.validate()?,
                     nats: nats.validate()?,
@@ -348,11 +387,17 @@ impl Cli {
                     poll_interval: Duration::from_secs(poll_interval),
                     busy_poll_interval: Duration::from_secs(busy_poll_interval),
                     request_budget,
+                    reannounce_after: Duration::from_secs(reannounce_after),
                 }
             }
-            Command::PollOnce { github, json } => Config::PollOnce {
+            Command::PollOnce {
+                github,
+                json,
+                max_wait,
+            } => Config::PollOnce {
                 github: github.validate()?,
                 json,
+                max_wait: Duration::from_secs(max_wait),
             },
         })
     }

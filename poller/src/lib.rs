@@ -3,15 +3,17 @@
 //! stream as `QueuedJob` / `JobStatusChange` (see `proto/README.md`).
 //!
 //! `run` serves the webhook endpoint and runs the reconciliation poll
-//! ([`service`]); `poll-once` shows what one pass finds. GitHub App
-//! authentication is not implemented yet and says so (issue 4).
+//! ([`service`]); `poll-once` shows what one pass finds. GitHub itself
+//! (HTTPS, budget, rate limits, App tokens, payload types) is reached
+//! through the `gha-github` crate.
 #![forbid(unsafe_code)]
 
+pub mod announce;
 pub mod cli;
-pub mod github;
+pub mod etag_cache;
+pub mod health;
 pub mod metrics;
 pub mod observe;
-pub mod pacing;
 pub mod policy;
 pub mod poll;
 pub mod poll_loop;
@@ -30,9 +32,13 @@ use tokio_util::sync::CancellationToken;
 /// cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     match config {
-        Config::PollOnce { github, json } => {
+        Config::PollOnce {
+            github,
+            json,
+            max_wait,
+        } => {
             let mut stdout = std::io::stdout();
-            poll_once::poll_once(&github, json, &mut stdout).await?;
+            poll_once::poll_once(&github, json, max_wait, &mut stdout).await?;
             Ok(())
         }
         config @ Config::Run { .. } => service::serve(config, shutdown).await,

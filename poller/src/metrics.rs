@@ -43,6 +43,9 @@ pub struct PollerMetrics {
     pub not_modified: Counter,
     /// The token's remaining primary budget, as GitHub last reported it.
     pub rate_limit_remaining: Gauge,
+    /// Pages the poll's ETag cache holds (bounded to the runs of the last
+    /// pass of each repository).
+    pub etag_cache_entries: Gauge,
 }
 
 impl PollerMetrics {
@@ -83,6 +86,11 @@ impl PollerMetrics {
             "rate_limit_remaining",
             "Remaining primary rate limit of the token, as last reported",
             self.rate_limit_remaining.clone(),
+        );
+        registry.register(
+            "etag_cache_entries",
+            "Pages held by the poll's ETag cache",
+            self.etag_cache_entries.clone(),
         );
     }
 

@@ -5,7 +5,7 @@
 
 use gha_proto::v1::{JobSource, JobStatus, JobStatusChange, QueuedJob};
 
-use crate::github::types::{Repository, WorkflowJob};
+use gha_github::types::{Repository, WorkflowJob};
 
 /// What one sighting of a job amounts to.
 #[derive(Debug, Clone, PartialEq)]

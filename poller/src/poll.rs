@@ -3,23 +3,34 @@
 //! then each run's jobs. Conditional requests throughout: an unchanged page
 //! answers 304, costs no rate limit, and its cached body is reused.
 //!
-//! Jobs published as queued are remembered until they are seen leaving
-//! `queued`; if their run drops out of both lists first (cancelled,
+//! Jobs published as queued are remembered ([`RepoPoller::acknowledge`],
+//! once their publication succeeded) until a status change of theirs has
+//! been published; if their run drops out of both lists first (cancelled,
 //! finished), the run's jobs are read once more, so demand is always
-//! withdrawn.
+//! withdrawn. Every status change of an accepted job is offered until its
+//! publication succeeds (JetStream's dedup makes a repeat free), and after
+//! a restart the jobs to follow are taken from the scheduler's records
+//! ([`RepoPoller::track`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use gha_proto::v1::JobSource;
+use gha_proto::Envelope;
+use gha_proto::v1::{JobSource, QueuedJob};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::github::types::{Repository, WorkflowJob, WorkflowRun};
-use crate::github::{Fetched, GitHubClient, GitHubError};
+use crate::etag_cache::EtagCache;
 use crate::observe::{Observation, observe};
 use crate::policy::{JobPolicy, Refusal};
+use crate::recent::RecentIds;
+
+/// Status changes remembered as published (a repeat would be free, but
+/// costs a publish).
+const PUBLISHED_CHANGES: usize = 100_000;
+use gha_github::types::{Repository, WorkflowJob, WorkflowRun};
+use gha_github::{Fetched, GitHubClient, GitHubError};
 
 #[derive(Deserialize)]
 struct RunsPage {
@@ -36,6 +47,9 @@ struct JobsPage {
 pub struct Pass {
     /// Demand and its withdrawal, in the order found.
     pub observations: Vec<Observation>,
+    /// Jobs published in an earlier pass and still queued on GitHub:
+    /// candidates to announce again when the scheduler has no record.
+    pub still_queued: Vec<QueuedJob>,
     /// Jobs the policy refused, and why.
     pub refused: Vec<(i64, Refusal)>,
     /// The repository has queued or running work: poll it sooner.
@@ -52,22 +66,76 @@ struct Tracked {
     run_id: i64,
 }
 
-/// The poll's memory across passes: ETags with their bodies, and the jobs
-/// whose demand is outstanding.
+/// The poll's memory across passes: ETags with their bodies, the jobs
+/// whose demand is outstanding, the status changes published.
 pub struct RepoPoller {
     client: Arc<GitHubClient>,
     policy: JobPolicy,
-    cache: HashMap<String, (String, Value)>,
+    /// The installation jobs are seen through (0 with a token): the
+    /// scheduler mints their runners through it.
+    installation: i64,
+    cache: EtagCache,
     tracked: HashMap<i64, Tracked>,
+    published_changes: RecentIds,
 }
 
 impl RepoPoller {
     pub fn new(client: Arc<GitHubClient>, policy: JobPolicy) -> Self {
+        let installation = client
+            .installation()
+            .map_or(0, |id| i64::try_from(id).unwrap_or(0));
         Self {
             client,
             policy,
-            cache: HashMap::new(),
+            installation,
+            cache: EtagCache::default(),
             tracked: HashMap::new(),
+            published_changes: RecentIds::new(PUBLISHED_CHANGES),
+        }
+    }
+
+    /// Pages held by the ETag cache.
+    pub fn cache_entries(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Jobs whose demand is outstanding.
+    pub fn tracked(&self) -> usize {
+        self.tracked.len()
+    }
+
+    /// Follows `job_id` of run `run_id` in `repository` as if its demand
+    /// had been published (after a restart: a record the scheduler holds).
+    pub fn track(&mut self, job_id: i64, repository: &str, run_id: i64) {
+        self.tracked.insert(
+            job_id,
+            Tracked {
+                repository: repository.to_string(),
+                run_id,
+            },
+        );
+    }
+
+    /// Forgets everything of a repository no longer watched.
+    pub fn forget_repository(&mut self, repository: &str) {
+        self.cache.forget_repository(repository);
+        self.tracked
+            .retain(|_, tracked| tracked.repository != repository);
+    }
+
+    /// Records that `observation` reached JetStream: a queued job is
+    /// followed until it leaves the queue, a status change is not offered
+    /// again. Until then each pass offers it again.
+    pub fn acknowledge(&mut self, observation: &Observation) {
+        match observation {
+            Observation::Queued(job) => self.track(job.job_id, &job.repository, job.run_id),
+            Observation::Changed(change) => {
+                self.tracked.remove(&change.job_id);
+                if let Some(id) = change.msg_id() {
+                    self.published_changes.insert(&id);
+                }
+            }
+            Observation::Ignored(_) => {}
         }
     }
 
@@ -77,25 +145,23 @@ impl RepoPoller {
         path: &str,
         pass: &mut Pass,
     ) -> Result<(T, Option<String>), GitHubError> {
-        let etag = self.cache.get(path).map(|(etag, _)| etag.clone());
+        let etag = self.cache.etag(path).map(str::to_string);
         pass.requests += 1;
         let (value, next) = match self.client.get::<Value>(path, etag.as_deref()).await? {
             Fetched::Fresh { value, etag, next } => {
                 if let Some(etag) = etag {
-                    self.cache.insert(path.to_string(), (etag, value.clone()));
+                    self.cache.put(path, etag, value.clone());
                 }
                 (value, next)
             }
             Fetched::NotModified => {
                 pass.not_modified += 1;
-                let cached = self.cache.get(path).map(|(_, value)| value.clone());
+                let cached = self.cache.body(path).cloned();
                 (cached.unwrap_or(Value::Null), None)
             }
         };
-        let decoded = serde_json::from_value(value).map_err(|source| GitHubError::Decode {
-            path: path.into(),
-            source,
-        })?;
+        let decoded =
+            serde_json::from_value(value).map_err(|err| GitHubError::decode(path, err))?;
         Ok((decoded, next))
     }
 
@@ -123,12 +189,6 @@ impl RepoPoller {
             });
         }
         Ok(all)
-    }
-
-    /// Forgets that `job_id` was published, so the next pass offers it
-    /// again (its publication failed).
-    pub fn forget(&mut self, job_id: i64) {
-        self.tracked.remove(&job_id);
     }
 
     /// One pass over `repository` (`owner/name`).
@@ -178,7 +238,9 @@ impl RepoPoller {
         lost_runs.sort_unstable();
         lost_runs.dedup();
         let repo = Repository::named(repository);
+        let mut live_runs = seen_runs.clone();
         for run_id in lost_runs {
+            live_runs.insert(run_id);
             let first =
                 format!("/repos/{repository}/actions/runs/{run_id}/jobs?per_page=100&page=1");
             let jobs = match self
@@ -199,6 +261,7 @@ impl RepoPoller {
                 }
             }
         }
+        self.cache.keep_runs(repository, &live_runs);
         Ok(pass)
     }
 
@@ -214,26 +277,24 @@ impl RepoPoller {
             pass.refused.push((job.id, refusal));
             return;
         }
-        match observe(job, repo, 0, JobSource::Poll, now_ms) {
+        match observe(job, repo, self.installation, JobSource::Poll, now_ms) {
             Observation::Queued(queued) => {
                 if self.tracked.contains_key(&job.id) {
-                    return; // published already, still waiting
+                    // Published already, still waiting.
+                    pass.still_queued.push(queued);
+                    return;
                 }
                 if let Err(refusal) = self.policy.check_fork(from_fork) {
                     pass.refused.push((job.id, refusal));
                     return;
                 }
-                self.tracked.insert(
-                    job.id,
-                    Tracked {
-                        repository: repo.full_name.clone(),
-                        run_id: job.run_id,
-                    },
-                );
                 pass.observations.push(Observation::Queued(queued));
             }
             Observation::Changed(change) => {
-                if self.tracked.remove(&job.id).is_some() {
+                let published = change
+                    .msg_id()
+                    .is_some_and(|id| self.published_changes.contains(&id));
+                if !published {
                     pass.observations.push(Observation::Changed(change));
                 }
             }

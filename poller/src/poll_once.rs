@@ -1,11 +1,14 @@
 //! `gha-poller poll-once`: one reconciliation pass over every watched
 //! repository, printing the jobs that would be published and publishing
-//! nothing: the operator's way to see what the poller sees.
+//! nothing: the operator's way to see what the poller sees. A one-shot
+//! command waits for a rate limit that lifts within `--max-wait` (a
+//! secondary limit's `retry-after`, a spent budget) and finishes.
 
 use anyhow::Context;
 use gha_proto::v1::{JobSource, QueuedJob};
 use serde_json::{Value, json};
 use std::io::Write;
+use std::time::Duration;
 
 use crate::cli::GitHubConfig;
 use crate::observe::Observation;
@@ -56,14 +59,16 @@ fn print_job(job: &QueuedJob, json: bool, out: &mut impl Write) -> std::io::Resu
 }
 
 /// Runs one pass and writes each queued job to `out`: JSON lines, or a
-/// line of text per job.
+/// line of text per job. Rate limits lifting within `max_wait` are waited
+/// for.
 pub async fn poll_once(
     config: &GitHubConfig,
     json: bool,
+    max_wait: Duration,
     out: &mut impl Write,
 ) -> anyhow::Result<usize> {
     let mut printed = 0;
-    for client in config.clients() {
+    for client in config.clients_with(|client| client.waiting_for_limits(max_wait)) {
         let watched = repos::resolve(&client, &config.watched)
             .await
             .context("listing the watched repositories")?;
@@ -78,10 +83,9 @@ pub async fn poll_once(
                 tracing::info!(repository = %repo, job_id, reason = %refusal, "refused");
             }
             for observation in pass.observations {
-                let Observation::Queued(mut job) = observation else {
+                let Observation::Queued(job) = observation else {
                     continue;
                 };
-                job.installation_id = client.installation().map_or(0, |id| id as i64);
                 print_job(&job, json, out)?;
                 printed += 1;
             }

@@ -35,6 +35,11 @@ impl RecentIds {
         true
     }
 
+    /// Whether `id` is held.
+    pub fn contains(&self, id: &str) -> bool {
+        self.set.contains(id)
+    }
+
     /// Forgets `id` (its processing failed and a redelivery must be
     /// handled).
     pub fn remove(&mut self, id: &str) {

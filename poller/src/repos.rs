@@ -6,7 +6,7 @@
 use serde::Deserialize;
 
 use crate::cli::Watched;
-use crate::github::{Fetched, GitHubClient, GitHubError};
+use gha_github::{Fetched, GitHubClient, GitHubError};
 
 #[derive(Deserialize)]
 struct RepoName {

@@ -1,8 +1,17 @@
-//! `gha-poller run`: the webhook endpoint, the reconciliation poll and the
-//! admin endpoint, as one service. A task that ends takes the service down
-//! (its supervisor restarts it); shutdown lets each finish its request.
+//! `gha-poller run`: the webhook endpoint, the reconciliation poll, the
+//! health checks and the admin endpoint, as one service. A task that ends
+//! takes the service down (its supervisor restarts it); shutdown lets each
+//! finish its request.
+//!
+//! A transient NATS error never kills it: the admin endpoint is up first
+//! (its `/healthz` says NATS is not there yet), the connection is retried
+//! until it succeeds, creating the streams and buckets too, and a failed
+//! publication is offered again by the next pass.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use gha_proto::Contract;
@@ -12,15 +21,42 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Config;
+use crate::health::{self, PollStatus};
 use crate::metrics::PollerMetrics;
 use crate::poll_loop::PollLoop;
 use crate::webhook::WebhookReceiver;
 
 /// Largest webhook body accepted; `workflow_job` payloads are a few KiB.
 const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
+/// Longest pause between two attempts at creating the streams.
+const MAX_RETRY: Duration = Duration::from_secs(10);
+
+/// The steps of a start, in order (for tests that break NATS at each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPhase {
+    /// Connecting to NATS (waits until a server answers).
+    Connect,
+    /// Creating or updating the streams and buckets.
+    EnsureTopology,
+    /// Serving: the poll loops and the webhook endpoint run.
+    Serve,
+}
+
+/// Called before each phase, and awaited: a test's hook can stop NATS.
+pub type PhaseHook =
+    Arc<dyn Fn(StartPhase) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// Runs `config` (a `Run`) until `shutdown` or a task fails.
 pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    serve_with(config, None, shutdown).await
+}
+
+/// [`serve`], calling `hook` before each [`StartPhase`].
+pub async fn serve_with(
+    config: Config,
+    hook: Option<PhaseHook>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let Config::Run {
         github,
         nats,
@@ -29,23 +65,25 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         poll_interval,
         busy_poll_interval,
         request_budget,
+        reannounce_after,
     } = config
     else {
         anyhow::bail!("serve takes the run configuration");
     };
-    let client = nats.connect("gha-poller").await?;
-    let contract = Contract::new(client);
-    contract
-        .ensure_topology()
-        .await
-        .context("creating streams and buckets")?;
+    let phase = |phase: StartPhase| {
+        let hook = hook.clone();
+        async move {
+            tracing::debug!(?phase, "start phase");
+            if let Some(hook) = hook {
+                hook(phase).await;
+            }
+        }
+    };
     let metrics = PollerMetrics::default();
     let mut registry = Registry::with_prefix("gha_poller");
     metrics.register(&mut registry);
     let health = Health::default();
-    health.ok("nats");
-    let clients = github.clients();
-
+    health.failing("nats", "connecting");
     let mut tasks: JoinSet<anyhow::Result<&'static str>> = JoinSet::new();
     if let Some(addr) = admin_listen {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -55,6 +93,34 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tasks.spawn(async move {
             admin::serve(listener, registry, health, shutdown).await?;
             Ok("admin endpoint")
+        });
+    }
+
+    phase(StartPhase::Connect).await;
+    let client = tokio::select! {
+        client = nats.connect("gha-poller") => client?,
+        _ = shutdown.cancelled() => return Ok(()),
+    };
+    let contract = Contract::new(client);
+    phase(StartPhase::EnsureTopology).await;
+    if !ensure_topology(&contract, &health, &shutdown).await {
+        return Ok(());
+    }
+
+    phase(StartPhase::Serve).await;
+    let clients = github.clients();
+    let polls = Arc::new(PollStatus::default());
+    {
+        let watched = health::Watched {
+            nats: contract.client().clone(),
+            auth: github.endpoint.auth_status().clone(),
+            polls: polls.clone(),
+            stale_after: (poll_interval * 10).max(Duration::from_secs(60)),
+        };
+        let (health, shutdown) = (health.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            health::watch(health, watched, shutdown).await;
+            Ok("health checks")
         });
     }
     if let Some((addr, path, secrets)) = webhook {
@@ -88,7 +154,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             idle_interval: poll_interval,
             busy_interval: busy_poll_interval,
             budget_per_hour: request_budget,
+            reannounce_after,
             metrics: metrics.clone(),
+            status: polls.clone(),
         };
         let poll_shutdown = shutdown.clone();
         tasks.spawn(async move {
@@ -98,4 +166,31 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     }
 
     gha_runtime::tasks::supervise(tasks, &shutdown).await
+}
+
+/// Creates the streams and buckets, trying again (1 s, 2 s, ... 10 s
+/// apart) until NATS answers; false when `shutdown` came first.
+async fn ensure_topology(
+    contract: &Contract,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match contract.ensure_topology().await {
+            Ok(()) => {
+                health.ok("nats");
+                return true;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in_s = pause.as_secs(), "creating streams and buckets failed; trying again");
+                health.failing("nats", format!("creating streams and buckets: {err}"));
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(MAX_RETRY);
+    }
 }

@@ -12,6 +12,10 @@
 //! | a delivery id seen already | 202, nothing published |
 //! | published (or already in JetStream) | 202 |
 //! | NATS or GitHub unavailable | 503 (the reconciliation poll catches up) |
+//!
+//! Whether a queued job builds a fork's code is read from its run; a run
+//! whose `head_repository` is null (a deleted fork) or a lookup that says
+//! nothing (a 304) counts as a fork: the check fails closed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,13 +28,13 @@ use axum::routing::post;
 use gha_proto::Contract;
 use gha_proto::v1::JobSource;
 
-use crate::github::types::{WorkflowJobEvent, WorkflowRun};
-use crate::github::{Fetched, GitHubClient};
 use crate::metrics::PollerMetrics;
 use crate::observe::{Observation, observe};
 use crate::policy::{JobPolicy, Refusal};
 use crate::recent::RecentIds;
 use crate::webhook_signature::WebhookSecrets;
+use gha_github::types::{WorkflowJobEvent, WorkflowRun};
+use gha_github::{Fetched, GitHubClient};
 
 /// Webhook deliveries remembered to skip redeliveries early.
 const RECENT_DELIVERIES: usize = 10_000;
@@ -214,7 +218,7 @@ impl WebhookReceiver {
         repository: &str,
         run_id: i64,
         installation: i64,
-    ) -> Result<bool, crate::github::GitHubError> {
+    ) -> Result<bool, gha_github::GitHubError> {
         if let Some(known) = self
             .run_is_fork
             .lock()
@@ -226,12 +230,15 @@ impl WebhookReceiver {
         let path = format!("/repos/{repository}/actions/runs/{run_id}");
         let client =
             self.client_for(installation)
-                .ok_or_else(|| crate::github::GitHubError::NotFound {
+                .ok_or_else(|| gha_github::GitHubError::NotFound {
                     path: format!("{path} (no credentials for installation {installation})"),
                 })?;
         let fork = match client.get::<WorkflowRun>(&path, None).await? {
             Fetched::Fresh { value, .. } => value.is_from_fork(),
-            Fetched::NotModified => false,
+            // Nothing was asked conditionally, so nothing is known: fail
+            // closed, unremembered (the poll reads the run's listing and
+            // decides again).
+            Fetched::NotModified => return Ok(true),
         };
         let mut cache = self.run_is_fork.lock().expect("fork cache lock");
         if cache.len() >= KNOWN_RUNS {

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gha_github::GitHubClient;
 use gha_poller::cli::Watched;
-use gha_poller::github::GitHubClient;
 use gha_poller::metrics::{OutcomeLabels, PollerMetrics};
 use gha_poller::policy::JobPolicy;
 use gha_poller::poll_loop::PollLoop;
@@ -24,7 +24,7 @@ const REPO: &str = "acme/widgets";
 fn poll_loop(emulator: &GitHubEmulator, contract: &Contract, metrics: &PollerMetrics) -> PollLoop {
     PollLoop {
         github: Arc::new(GitHubClient::new(
-            &emulator.url(),
+            &support::endpoint(emulator),
             emulator.token().to_string().into(),
         )),
         contract: contract.clone(),
@@ -33,7 +33,9 @@ fn poll_loop(emulator: &GitHubEmulator, contract: &Contract, metrics: &PollerMet
         idle_interval: Duration::from_millis(200),
         busy_interval: Duration::from_millis(200),
         budget_per_hour: 100_000,
+        reannounce_after: gha_poller::poll_loop::REANNOUNCE_AFTER,
         metrics: metrics.clone(),
+        status: Default::default(),
     }
 }
 
@@ -51,12 +53,12 @@ async fn poll_webhooks_redeliveries_and_a_restart_publish_each_job_once() {
     let nats = NatsServer::start().unwrap();
     let contract = Contract::new(async_nats::connect(nats.url()).await.unwrap());
     contract.ensure_topology().await.unwrap();
-    let emulator = GitHubEmulator::start().await.unwrap();
+    let emulator = GitHubEmulator::start_https().await.unwrap();
     emulator.add_repo(REPO);
 
     let metrics = PollerMetrics::default();
     let client = Arc::new(GitHubClient::new(
-        &emulator.url(),
+        &support::endpoint(&emulator),
         emulator.token().to_string().into(),
     ));
     let receiver = Arc::new(WebhookReceiver::new(

@@ -32,6 +32,7 @@ async fn start(rate_limits: RateLimitSettings) -> Running {
     let contract = Contract::new(async_nats::connect(nats.url()).await.unwrap());
     let emulator = GitHubEmulator::start_with(EmulatorConfig {
         rate_limits,
+        https: true,
         ..EmulatorConfig::default()
     })
     .await
@@ -44,6 +45,8 @@ async fn start(rate_limits: RateLimitSettings) -> Running {
         "run",
         "--github-api-url",
         &emulator.url(),
+        "--github-ca-file",
+        emulator.ca().cert_file().to_str().unwrap(),
         "--token-file",
         token.path().to_str().unwrap(),
         "--repos",

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gha_poller::github::GitHubClient;
+use gha_github::GitHubClient;
 use gha_poller::metrics::PollerMetrics;
 use gha_poller::policy::JobPolicy;
 use gha_poller::webhook::WebhookReceiver;
@@ -13,7 +13,7 @@ use gha_proto::v1::JobStatus;
 use gha_proto::{Contract, JobEvent};
 
 mod support;
-use gha_testkit::github::{GitHubEmulator, JobSpec, WorkflowSpec, signature_256};
+use gha_testkit::github::{Fault, FaultKind, GitHubEmulator, JobSpec, WorkflowSpec, signature_256};
 use gha_testkit::{NatsServer, eventually};
 
 const SECRET: &str = "webhook-secret";
@@ -30,10 +30,10 @@ async fn setup() -> Setup {
     let nats = NatsServer::start().unwrap();
     let contract = Contract::new(async_nats::connect(nats.url()).await.unwrap());
     contract.ensure_topology().await.unwrap();
-    let emulator = GitHubEmulator::start().await.unwrap();
+    let emulator = GitHubEmulator::start_https().await.unwrap();
     emulator.add_repo(REPO);
     let github = Arc::new(GitHubClient::new(
-        &emulator.url(),
+        &support::endpoint(&emulator),
         emulator.token().to_string().into(),
     ));
     let receiver = Arc::new(WebhookReceiver::new(
@@ -200,4 +200,43 @@ fn uuid_like() -> String {
             .unwrap()
             .as_nanos()
     )
+}
+
+#[tokio::test]
+async fn a_run_whose_fork_was_deleted_is_refused() {
+    let setup = setup().await;
+    let mut fork = WorkflowSpec::new("PR", vec![JobSpec::new("untrusted", &["slurm"])]);
+    fork.from_fork = true;
+    fork.fork_deleted = true;
+    fork.event = "pull_request".into();
+    setup.emulator.create_run(REPO, fork).unwrap();
+    assert_eq!(settled(&setup.emulator, 1).await, [202]);
+    assert_eq!(
+        support::stream_messages(&setup.contract).await,
+        0,
+        "head_repository null: unknown counts as a fork"
+    );
+}
+
+#[tokio::test]
+async fn a_run_lookup_answered_304_is_refused() {
+    let setup = setup().await;
+    setup.emulator.add_fault(Fault::on(
+        &format!("/repos/{REPO}/actions/runs/"),
+        FaultKind::Status(304),
+        None,
+    ));
+    setup
+        .emulator
+        .create_run(
+            REPO,
+            WorkflowSpec::new("CI", vec![JobSpec::new("build", &["slurm"])]),
+        )
+        .unwrap();
+    assert_eq!(settled(&setup.emulator, 1).await, [202]);
+    assert_eq!(
+        support::stream_messages(&setup.contract).await,
+        0,
+        "a lookup that says nothing fails closed"
+    );
 }

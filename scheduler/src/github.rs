@@ -1,13 +1,14 @@
 //! What the scheduler asks of GitHub, behind the [`GitHubApi`] trait:
 //! mint a just-in-time runner registration, find a runner by name, list
-//! and delete runners. The adapter speaks REST through the poller's client
-//! (no retries: a POST that failed is looked up, never blindly repeated).
+//! and delete runners. The adapter speaks REST through `gha-github`'s
+//! client (no retries: a POST that failed is looked up, never blindly
+//! repeated).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use gha_poller::github::{AppCredentials, Auth, GitHubClient, GitHubError};
+use gha_github::{AppCredentials, Auth, Endpoint, Fetched, GitHubClient, GitHubError};
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -103,7 +104,7 @@ pub struct RestGitHub {
 enum Clients {
     One(Arc<GitHubClient>),
     PerInstallation {
-        api_url: String,
+        endpoint: Endpoint,
         app: Arc<AppCredentials>,
         made: Mutex<HashMap<u64, Arc<GitHubClient>>>,
     },
@@ -118,10 +119,10 @@ impl RestGitHub {
     }
 
     /// Each scope through its own installation of `app`.
-    pub fn per_installation(api_url: &str, app: Arc<AppCredentials>) -> Self {
+    pub fn per_installation(endpoint: &Endpoint, app: Arc<AppCredentials>) -> Self {
         Self {
             clients: Clients::PerInstallation {
-                api_url: api_url.to_owned(),
+                endpoint: endpoint.clone(),
                 app,
                 made: Mutex::new(HashMap::new()),
             },
@@ -131,7 +132,11 @@ impl RestGitHub {
     fn client(&self, scope: &RunnerScope) -> Result<Arc<GitHubClient>, GitHubError> {
         match &self.clients {
             Clients::One(client) => Ok(client.clone()),
-            Clients::PerInstallation { api_url, app, made } => {
+            Clients::PerInstallation {
+                endpoint,
+                app,
+                made,
+            } => {
                 let installation = scope.installation.ok_or_else(|| GitHubError::NotFound {
                     path: format!(
                         "{} (the job names no GitHub App installation)",
@@ -143,7 +148,7 @@ impl RestGitHub {
                     .entry(installation)
                     .or_insert_with(|| {
                         Arc::new(GitHubClient::with_auth(
-                            api_url,
+                            endpoint,
                             Auth::Installation {
                                 app: app.clone(),
                                 installation,
@@ -216,7 +221,7 @@ impl GitHubApi for RestGitHub {
                 .get::<RunnerPage>(&current, None)
                 .await?;
             path = match fetched {
-                gha_poller::github::Fetched::Fresh { value, next, .. } => {
+                Fetched::Fresh { value, next, .. } => {
                     runners.extend(
                         value
                             .runners
@@ -225,7 +230,7 @@ impl GitHubApi for RestGitHub {
                     );
                     next
                 }
-                gha_poller::github::Fetched::NotModified => None,
+                Fetched::NotModified => None,
             };
         }
         Ok(runners)
@@ -241,8 +246,8 @@ impl GitHubApi for RestGitHub {
 impl RestGitHub {
     async fn page(&self, scope: &RunnerScope, path: &str) -> Result<RunnerPage, GitHubError> {
         match self.client(scope)?.get::<RunnerPage>(path, None).await? {
-            gha_poller::github::Fetched::Fresh { value, .. } => Ok(value),
-            gha_poller::github::Fetched::NotModified => Ok(RunnerPage {
+            Fetched::Fresh { value, .. } => Ok(value),
+            Fetched::NotModified => Ok(RunnerPage {
                 runners: Vec::new(),
             }),
         }

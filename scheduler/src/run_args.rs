@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use gha_github::TlsRoots;
+use gha_github::args::GitHubTlsArgs;
 use gha_runtime::ConfigError;
 use gha_runtime::admin::AdminArgs;
 use gha_runtime::nats::{NatsArgs, NatsConfig};
@@ -31,6 +33,9 @@ pub struct RunArgs {
         default_value = "https://api.github.com"
     )]
     pub github_api_url: String,
+    /// `--github-ca-file`: extra CAs for a GHES behind an internal CA.
+    #[command(flatten)]
+    pub github_tls: GitHubTlsArgs,
     /// File holding a token that may manage self-hosted runners.
     #[arg(long, env = "GHA_GITHUB_TOKEN_FILE", conflicts_with = "github_app_id")]
     pub github_token_file: Option<PathBuf>,
@@ -131,6 +136,8 @@ pub struct RunConfig {
     pub admin_listen: Option<SocketAddr>,
     pub policy: Policy,
     pub github_api_url: String,
+    /// The roots GitHub's certificate is checked against (CA file read).
+    pub github_tls: TlsRoots,
     pub github_auth: GitHubAuth,
     pub settings: Settings,
     pub slurm: SlurmCliConfig,
@@ -151,14 +158,13 @@ impl RunArgs {
     pub fn validate(self) -> Result<RunConfig, ConfigError> {
         let nats = self.nats.validate()?;
         let policy = Policy::load(&self.policy).map_err(|err| ConfigError(err.to_string()))?;
+        let github_tls = self.github_tls.validate()?;
         let github_auth = match (&self.github_token_file, self.github_app_id) {
             (Some(path), None) => GitHubAuth::Token(read_secret("--github-token-file", path)?),
             (None, Some(app_id)) => {
                 let key_file = self.github_app_key_file.as_ref().expect("clap requires it");
                 let key_pem = read_secret("--github-app-key-file", key_file)?;
-                gha_poller::github::AppCredentials::new(
-                    &self.github_api_url,
-                    app_id,
+                gha_github::AppCredentials::check_key(
                     secrecy::ExposeSecret::expose_secret(&key_pem).as_bytes(),
                 )
                 .map_err(|err| ConfigError(format!("--github-app-key-file: {err}")))?;
@@ -261,6 +267,7 @@ impl RunArgs {
             admin_listen: self.admin.admin_listen,
             policy,
             github_api_url: self.github_api_url,
+            github_tls,
             github_auth,
             settings,
             slurm,

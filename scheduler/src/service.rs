@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use gha_poller::github::{AppCredentials, Auth, GitHubClient};
+use gha_github::{AppCredentials, Auth, Endpoint, GitHubClient};
 use gha_proto::v1::RunnerEvent;
 use gha_proto::{Contract, JobEvent, topology};
 use gha_runtime::admin::{self, Health};
@@ -204,29 +204,25 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
         .await
         .context("creating streams and buckets")?;
     let kv = contract.job_states().await?;
+    let endpoint = Endpoint::new(&config.github_api_url, &config.github_tls)
+        .context("setting up the GitHub client")?;
     let github = match config.github_auth {
-        GitHubAuth::Token(token) => {
-            RestGitHub::new(Arc::new(GitHubClient::new(&config.github_api_url, token)))
-        }
+        GitHubAuth::Token(token) => RestGitHub::new(Arc::new(GitHubClient::new(&endpoint, token))),
         GitHubAuth::App {
             app_id,
             key_pem,
             installation,
         } => {
             let app = Arc::new(
-                AppCredentials::new(
-                    &config.github_api_url,
-                    app_id,
-                    key_pem.expose_secret().as_bytes(),
-                )
-                .map_err(|err| anyhow::anyhow!("GitHub App key: {err}"))?,
+                AppCredentials::new(&endpoint, app_id, key_pem.expose_secret().as_bytes())
+                    .map_err(|err| anyhow::anyhow!("GitHub App key: {err}"))?,
             );
             match installation {
                 Some(installation) => RestGitHub::new(Arc::new(GitHubClient::with_auth(
-                    &config.github_api_url,
+                    &endpoint,
                     Auth::Installation { app, installation },
                 ))),
-                None => RestGitHub::per_installation(&config.github_api_url, app),
+                None => RestGitHub::per_installation(&endpoint, app),
             }
         }
     };

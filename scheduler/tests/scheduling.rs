@@ -342,8 +342,8 @@ async fn offline_idle_runners_of_ours_are_deleted_and_others_left_alone() {
         ..Options::default()
     })
     .await;
-    let client = gha_poller::github::GitHubClient::new(
-        &harness.emulator.url(),
+    let client = gha_github::GitHubClient::new(
+        &support::github_endpoint(&harness.emulator),
         secrecy::SecretString::from(harness.emulator.token().to_owned()),
     );
     let ours = format!("{}-999999", harness.prefix);

@@ -17,6 +17,8 @@
 //!   out like the real one), unpacked by `gha-unpacker`, built once.
 //! - [`fake_runner`]: the fake actions runner (`fake-runner`) and its
 //!   layout (`run.sh`, `bin/Runner.Listener`).
+//! - [`tls::TestCa`]: a CA and server certificates made per test run, so
+//!   servers in tests (the GitHub emulator) speak verified TLS.
 //! - [`cli`]: the checks every binary passes (`--help`, `--version`, honest
 //!   refusal of what it does not do yet).
 //! - [`eventually()`] / [`eventually_blocking()`]: poll a condition with a
@@ -35,6 +37,7 @@ pub mod service;
 pub mod runner_image;
 pub mod slurm;
 pub mod workflow_stats;
+pub mod tls;
 
 pub use eventually::{eventually, eventually_blocking};
 pub use nats::NatsServer;

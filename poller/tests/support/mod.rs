@@ -1,10 +1,21 @@
-//! Helpers the poller's test files share: reading what reached JetStream.
+//! Helpers the poller's test files share: the emulator's API over HTTPS,
+//! reading what reached JetStream.
 
 #![allow(dead_code)] // each test file uses a part
 
 use std::time::Duration;
 
+use gha_github::{Endpoint, TlsRoots};
 use gha_proto::{Contract, JobEvent, topology};
+use gha_testkit::github::GitHubEmulator;
+
+/// The emulator's API, its certificate checked against the emulator's CA
+/// (and the platform's): what the poller does against GHES with
+/// `--github-ca-file`.
+pub fn endpoint(emulator: &GitHubEmulator) -> Endpoint {
+    let roots = TlsRoots::with_ca_pem(emulator.ca().cert_pem().as_bytes()).unwrap();
+    Endpoint::new(&emulator.url(), &roots).unwrap()
+}
 
 /// The next `count` events on GHA_JOBS for the durable reader `reader`
 /// (acknowledged, so the next call continues after them).

@@ -109,7 +109,7 @@ impl Harness {
     pub async fn start(options: Options) -> Harness {
         let slurm = Slurm::shared().expect("local Slurm");
         let nats = NatsServer::start().expect("nats-server");
-        let emulator = GitHubEmulator::start().await.expect("emulator");
+        let emulator = GitHubEmulator::start_https().await.expect("emulator");
         emulator.add_repo(REPO);
         let client = async_nats::connect(nats.url()).await.expect("connect");
         let contract = Contract::new(client);
@@ -178,6 +178,8 @@ impl Harness {
             .arg("--policy")
             .arg(&policy)
             .args(["--github-api-url", &self.emulator.url()])
+            .arg("--github-ca-file")
+            .arg(self.emulator.ca().cert_file())
             .args(auth)
             .args(["--cluster", &self.prefix, "--name-prefix", &self.prefix])
             .args(["--launcher-command", &settings.launcher_command])
@@ -264,8 +266,8 @@ impl Harness {
     pub async fn run_scheduler(&mut self) {
         let policy = Policy::from_toml("test-policy.toml", &self.options.policy).expect("policy");
         let admission = Admission::new(policy.limits.clone());
-        let github = gha_poller::github::GitHubClient::new(
-            &self.emulator.url(),
+        let github = gha_github::GitHubClient::new(
+            &github_endpoint(&self.emulator),
             SecretString::from(self.emulator.token().to_owned()),
         );
         let engine = Engine::new(
@@ -506,4 +508,11 @@ impl Drop for Harness {
             let _ = self.slurm.command("scancel").args(&ids).status();
         }
     }
+}
+
+/// The emulator's API over HTTPS, trusting its CA.
+pub fn github_endpoint(emulator: &GitHubEmulator) -> gha_github::Endpoint {
+    let roots = gha_github::TlsRoots::with_ca_pem(emulator.ca().cert_pem().as_bytes())
+        .expect("the emulator's CA");
+    gha_github::Endpoint::new(&emulator.url(), &roots).expect("TLS client")
 }

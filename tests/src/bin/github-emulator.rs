@@ -1,6 +1,8 @@
 //! `github-emulator`: the GitHub stand-in as a server, for `make demo` and
 //! for people. Prints `GITHUB_API_URL=...` and `GITHUB_TOKEN=...` once
-//! listening; control it through `/_emulator/` (see `docs/github-emulator.md`).
+//! listening (with `--https`, also `GITHUB_CA_FILE=...`, the CA to give
+//! `--github-ca-file`); control it through `/_emulator/` (see
+//! `docs/github-emulator.md`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +35,9 @@ struct Cli {
     /// Cancel jobs queued longer than this many seconds (GitHub: 86400).
     #[arg(long, default_value_t = 86_400)]
     queue_timeout_secs: u64,
+    /// Advertise `https://` (a CA made at start; its file is printed).
+    #[arg(long)]
+    https: bool,
 }
 
 fn read_secret(path: &PathBuf) -> anyhow::Result<String> {
@@ -53,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
             queue_timeout: Duration::from_secs(cli.queue_timeout_secs),
             ..Settings::default()
         },
+        https: cli.https,
         ..EmulatorConfig::default()
     };
     if let Some(path) = &cli.token_file {
@@ -72,6 +78,9 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("GITHUB_API_URL={}", emulator.url());
     println!("GITHUB_TOKEN={}", emulator.token());
+    if cli.https {
+        println!("GITHUB_CA_FILE={}", emulator.ca().cert_file().display());
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

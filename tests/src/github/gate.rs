@@ -148,14 +148,13 @@ async fn authorized(
     // GET /rate_limit is free and never limited.
     let free = path == "/rate_limit";
     if !free {
-        let admitted = shared.limiter.lock().expect("limiter lock").admit(
-            &key,
-            method.as_str(),
-            &endpoint,
-            now,
-        );
+        let (admitted, send_retry_after) = {
+            let mut limiter = shared.limiter.lock().expect("limiter lock");
+            let admitted = limiter.admit(&key, method.as_str(), &endpoint, now);
+            (admitted, limiter.settings.send_retry_after)
+        };
         if let Err(refusal) = admitted {
-            return refused(refusal);
+            return refused(refusal, send_retry_after);
         }
     }
     let if_none_match = request.headers().get(header::IF_NONE_MATCH).cloned();
@@ -183,7 +182,7 @@ async fn authorized(
     response
 }
 
-fn refused(refusal: Refusal) -> Response {
+fn refused(refusal: Refusal, send_retry_after: bool) -> Response {
     match refusal {
         Refusal::Primary { status, budget } => {
             let mut response = ApiError::new(
@@ -204,10 +203,12 @@ fn refused(refusal: Refusal) -> Response {
             )
             .into_response();
             budget_headers(response.headers_mut(), budget);
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_str(&retry_after.as_secs().to_string()).expect("digits"),
-            );
+            if send_retry_after {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_str(&retry_after.as_secs().to_string()).expect("digits"),
+                );
+            }
             response
         }
     }

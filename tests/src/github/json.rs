@@ -89,7 +89,9 @@ pub fn run(world: &World, run: &Run) -> Value {
         repository.owner_id,
         repository.owner_kind,
     );
-    let head_repository = if run.spec.from_fork {
+    let head_repository = if run.spec.fork_deleted {
+        Value::Null
+    } else if run.spec.from_fork {
         let fork = Repo {
             id: repository.id + 1_000_000,
             owner: format!("{}-fork", repository.owner),

@@ -154,6 +154,9 @@ pub struct WorkflowSpec {
     /// A pull request from a fork: the run's `head_repository` is the fork.
     #[serde(default)]
     pub from_fork: bool,
+    /// The fork was deleted: GitHub sends `head_repository: null`.
+    #[serde(default)]
+    pub fork_deleted: bool,
     pub jobs: Vec<JobSpec>,
 }
 
@@ -174,6 +177,7 @@ impl WorkflowSpec {
             head_sha: None,
             event: default_event(),
             from_fork: false,
+            fork_deleted: false,
             jobs,
         }
     }

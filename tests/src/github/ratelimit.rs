@@ -28,6 +28,9 @@ pub struct RateLimitSettings {
     pub points_per_minute: u32,
     /// `retry-after` seconds on a secondary limit.
     pub retry_after: Duration,
+    /// Whether a secondary limit carries `retry-after` at all (GitHub
+    /// sometimes sends only the message; clients must back off anyway).
+    pub send_retry_after: bool,
 }
 
 impl Default for RateLimitSettings {
@@ -39,6 +42,7 @@ impl Default for RateLimitSettings {
             max_concurrent: 100,
             points_per_minute: 900,
             retry_after: Duration::from_secs(60),
+            send_retry_after: true,
         }
     }
 }

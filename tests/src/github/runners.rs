@@ -33,6 +33,13 @@ fn plus(now: Timestamp, duration: std::time::Duration) -> Timestamp {
 }
 
 impl World {
+    /// Where runners talk the runner protocol: plain HTTP on the API's
+    /// port even when the API is served over HTTPS (the emulator answers
+    /// both on one port), so a fake runner needs no CA.
+    fn runner_base_url(&self) -> String {
+        self.base_url.replacen("https://", "http://", 1)
+    }
+
     fn check_scope(&self, scope: &Scope) -> Result<(), ApiError> {
         let exists = match scope {
             Scope::Repo(repo) => self.repos.contains_key(repo),
@@ -130,7 +137,7 @@ impl World {
                 agent_name: request.name,
                 pool_id: request.runner_group_id,
                 pool_name: self.runner_groups[&request.runner_group_id].clone(),
-                server_url: format!("{}/_runner", self.base_url),
+                server_url: format!("{}/_runner", self.runner_base_url()),
                 git_hub_url: self.html_url_of(&scope),
                 work_folder: request.work_folder,
                 ephemeral: true,
@@ -140,7 +147,7 @@ impl World {
                 scheme: "OAuthAccessToken".into(),
                 data: CredentialsData {
                     client_id: uuid::Uuid::new_v4().to_string(),
-                    authorization_url: format!("{}/_runner/token", self.base_url),
+                    authorization_url: format!("{}/_runner/token", self.runner_base_url()),
                     token: secret,
                 },
             },

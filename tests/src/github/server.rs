@@ -1,6 +1,13 @@
 //! [`GitHubEmulator`]: the emulator started in-process on a free port (or
 //! an address of the binary's choosing), with the methods tests use to set
 //! up the world, inject faults and inspect what happened.
+//!
+//! One port answers both plain HTTP and HTTPS (the first byte of a
+//! connection tells a TLS handshake apart), with a certificate for
+//! `127.0.0.1`/`localhost` signed by a CA made for this emulator
+//! ([`GitHubEmulator::ca`]). [`EmulatorConfig::https`] says which scheme
+//! the API advertises (its URL, `Link` headers, payload URLs); the runner
+//! protocol stays plain HTTP so fake runners need no CA.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,9 +16,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+
+use crate::tls::TestCa;
 
 use super::auth::Credentials;
 use super::faults::Fault;
@@ -35,6 +45,9 @@ pub struct EmulatorConfig {
     pub rate_limits: RateLimitSettings,
     /// The personal access token accepted from the start.
     pub token: String,
+    /// Advertise `https://` (the API is served over TLS with the
+    /// emulator's own CA); plain `http://` otherwise. Both work either way.
+    pub https: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -43,6 +56,7 @@ impl Default for EmulatorConfig {
             settings: Settings::default(),
             rate_limits: RateLimitSettings::default(),
             token: format!("ghp_{}", &uuid::Uuid::new_v4().simple().to_string()[..32]),
+            https: false,
         }
     }
 }
@@ -52,6 +66,8 @@ pub struct GitHubEmulator {
     shared: Arc<Shared>,
     addr: SocketAddr,
     token: String,
+    https: bool,
+    ca: Arc<TestCa>,
     shutdown: CancellationToken,
 }
 
@@ -59,6 +75,16 @@ impl GitHubEmulator {
     /// Starts on 127.0.0.1 and a free port with default settings.
     pub async fn start() -> std::io::Result<Self> {
         Self::start_with(EmulatorConfig::default()).await
+    }
+
+    /// Starts on 127.0.0.1 and a free port, advertising HTTPS: clients
+    /// must trust [`GitHubEmulator::ca`].
+    pub async fn start_https() -> std::io::Result<Self> {
+        Self::start_with(EmulatorConfig {
+            https: true,
+            ..EmulatorConfig::default()
+        })
+        .await
     }
 
     /// Starts on 127.0.0.1 and a free port.
@@ -70,7 +96,10 @@ impl GitHubEmulator {
     pub async fn bind(addr: SocketAddr, config: EmulatorConfig) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let base_url = format!("http://{addr}");
+        let scheme = if config.https { "https" } else { "http" };
+        let base_url = format!("{scheme}://{addr}");
+        let ca = Arc::new(TestCa::new("github-emulator").map_err(std::io::Error::other)?);
+        let tls = TlsAcceptor::from(ca.server_config().map_err(std::io::Error::other)?);
         let mut credentials = Credentials::default();
         credentials.add_pat(config.token.clone());
         let shared = Arc::new(Shared::new(
@@ -84,7 +113,7 @@ impl GitHubEmulator {
             .merge(runner_http::routes())
             .merge(control::routes())
             .with_state(shared.clone());
-        tokio::spawn(serve(listener, app, shutdown.clone()));
+        tokio::spawn(serve(listener, tls, app, shutdown.clone()));
         tokio::spawn(deliver(
             shared.webhooks.clone(),
             shared.webhook_wake.clone(),
@@ -95,14 +124,29 @@ impl GitHubEmulator {
             shared,
             addr,
             token: config.token,
+            https: config.https,
+            ca,
             shutdown,
         })
     }
 
-    /// `http://127.0.0.1:<port>`: the API base URL (what
-    /// `https://api.github.com` is for github.com).
+    /// `http(s)://127.0.0.1:<port>`: the API base URL (what
+    /// `https://api.github.com` is for github.com), in the scheme the
+    /// emulator advertises.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// `https://127.0.0.1:<port>`, whatever is advertised.
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// The CA that signed the emulator's certificate: what a client must
+    /// trust (`--github-ca-file` = `ca().cert_file()`).
+    pub fn ca(&self) -> &TestCa {
+        &self.ca
     }
 
     /// The address it listens on.
@@ -274,9 +318,10 @@ impl Drop for GitHubEmulator {
     }
 }
 
-/// Accepts connections until `shutdown`. Each request carries a
-/// [`ConnectionKill`] so a fault can drop its connection unanswered.
-async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) {
+/// Accepts connections until `shutdown`, TLS or plain by their first
+/// byte. Each request carries a [`ConnectionKill`] so a fault can drop its
+/// connection unanswered.
+async fn serve(listener: TcpListener, tls: TlsAcceptor, app: Router, shutdown: CancellationToken) {
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -288,29 +333,50 @@ async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) 
             },
             _ = shutdown.cancelled() => return,
         };
-        let app = app.clone();
-        let shutdown = shutdown.clone();
+        let (app, tls, shutdown) = (app.clone(), tls.clone(), shutdown.clone());
         tokio::spawn(async move {
-            let kill = CancellationToken::new();
-            let service = {
-                let kill = kill.clone();
-                hyper::service::service_fn(
-                    move |mut request: hyper::Request<hyper::body::Incoming>| {
-                        request
-                            .extensions_mut()
-                            .insert(ConnectionKill(kill.clone()));
-                        app.clone().oneshot(request.map(Body::new))
-                    },
-                )
-            };
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = connection => {}
-                _ = kill.cancelled() => {}
-                _ = shutdown.cancelled() => {}
+            if is_tls_handshake(&stream).await {
+                match tls.accept(stream).await {
+                    Ok(stream) => serve_connection(stream, app, shutdown).await,
+                    Err(err) => {
+                        tracing::debug!(error = %err, "github emulator: TLS handshake failed")
+                    }
+                }
+            } else {
+                serve_connection(stream, app, shutdown).await;
             }
         });
+    }
+}
+
+/// True when the client opens with a TLS handshake record (0x16).
+async fn is_tls_handshake(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(stream.peek(&mut first).await, Ok(1) if first[0] == 0x16)
+}
+
+/// Serves HTTP/1.1 on one connection until it closes, a fault kills it, or
+/// `shutdown`.
+async fn serve_connection<S>(stream: S, app: Router, shutdown: CancellationToken)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let kill = CancellationToken::new();
+    let service = {
+        let kill = kill.clone();
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request
+                .extensions_mut()
+                .insert(ConnectionKill(kill.clone()));
+            app.clone().oneshot(request.map(Body::new))
+        })
+    };
+    let connection =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        _ = connection => {}
+        _ = kill.cancelled() => {}
+        _ = shutdown.cancelled() => {}
     }
 }
 

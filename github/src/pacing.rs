@@ -1,15 +1,20 @@
 //! Spending the rate-limit budget evenly: a token bucket refilled at
 //! `budget / hour`, from which each poll pass takes the requests GitHub
 //! counted (a 304 costs nothing). When the bucket is empty, the next pass
-//! waits until it holds enough again. The refill also slows down when
-//! GitHub reports less budget left than the rate would need until the
-//! window resets (the token may be shared). Limits GitHub announces (a spent
-//! primary budget until `reset`, a secondary limit's `retry-after`) stop all
-//! requests until they lift.
+//! waits until it holds enough again. What GitHub reports left of the
+//! token's budget after every pass bounds it too (the token may be shared
+//! with the scheduler and other tools): a tenth of the limit is left for
+//! others, the rest spread until the window resets, and the bucket never
+//! holds more than that. Limits GitHub announces (a spent primary budget
+//! until `reset`, a secondary limit's `retry-after`) stop all requests
+//! until they lift.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+/// The share of a token's limit the poll leaves to others.
+pub const RESERVE: f64 = 0.1;
 
 /// The pacing state.
 #[derive(Debug)]
@@ -60,12 +65,17 @@ impl Pacer {
         self.updated = now;
     }
 
-    /// GitHub reports `remaining` requests until the window resets in
-    /// `reset_in`: spend no faster than nine tenths of that allows.
-    pub fn observe_budget(&mut self, remaining: u32, reset_in: Duration, now: Instant) {
+    /// GitHub reports `remaining` of `limit` requests until the window
+    /// resets in `reset_in`: spend at most what is left above a tenth of
+    /// the limit (the reserve for whoever shares the token), no faster
+    /// than spreading it over the time to the reset allows.
+    pub fn observe_budget(&mut self, remaining: u32, limit: u32, reset_in: Duration, now: Instant) {
         self.refill(now);
+        let reserve = f64::from(limit) * RESERVE;
+        let spendable = (f64::from(remaining) - reserve).max(0.0);
         let seconds = reset_in.as_secs_f64().max(1.0);
-        self.cap = Some(f64::from(remaining) * 0.9 / seconds);
+        self.cap = Some(spendable / seconds);
+        self.tokens = self.tokens.min(spendable);
     }
 
     /// Records `counted` requests spent.
@@ -116,12 +126,32 @@ mod tests {
         let mut pacer = Pacer::new(4320, start); // bursts of 720, then 1 a second
         pacer.spend(720, start); // the burst spent: no token left
         assert_eq!(pacer.ready_at(start), start + Duration::from_secs(1));
-        // GitHub: 100 left for the next 900 s -> 0.1 requests a second.
-        pacer.observe_budget(100, Duration::from_secs(900), start);
+        // GitHub: 190 of 1000 left for the next 900 s; 100 are the
+        // reserve -> 90 to spend, 0.1 requests a second.
+        pacer.observe_budget(190, 1000, Duration::from_secs(900), start);
         assert_eq!(pacer.ready_at(start), start + Duration::from_secs(10));
         // Plenty left: the configured rate applies again.
-        pacer.observe_budget(5000, Duration::from_secs(900), start);
+        pacer.observe_budget(5000, 5000, Duration::from_secs(900), start);
         assert_eq!(pacer.ready_at(start), start + Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_low_reported_budget_takes_the_burst_away_and_keeps_the_reserve() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(100_000, start); // a burst of 16666
+        // Someone else spent the token: 50 of 200 left, 20 are the reserve.
+        pacer.observe_budget(50, 200, Duration::from_secs(3600), start);
+        let mut now = start;
+        let mut spent = 0;
+        while now < start + Duration::from_secs(60) {
+            now = pacer.ready_at(now);
+            pacer.spend(1, now);
+            spent += 1;
+        }
+        assert!(spent <= 31, "spent {spent} of the 30 above the reserve");
+        // At the reserve, nothing is left but the hourly floor.
+        pacer.observe_budget(20, 200, Duration::from_secs(3600), now);
+        assert!(pacer.ready_at(now) >= now + Duration::from_secs(600));
     }
 
     #[test]

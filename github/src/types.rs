@@ -99,12 +99,14 @@ pub struct WorkflowRun {
 }
 
 impl WorkflowRun {
-    /// True when the run builds code from a fork: its head repository is
-    /// another repository than the one it runs in.
+    /// True when the run may build code from a fork: its head repository
+    /// is another repository than the one it runs in, or is unknown (GitHub
+    /// sends `head_repository: null` once a fork is deleted). Unknown is
+    /// untrusted: the check fails closed.
     pub fn is_from_fork(&self) -> bool {
         match (&self.repository, &self.head_repository) {
             (Some(base), Some(head)) => head.id != base.id || head.fork && !base.fork,
-            _ => false,
+            _ => true,
         }
     }
 }
@@ -180,5 +182,16 @@ mod tests {
         };
         assert!(run(8, true).is_from_fork());
         assert!(!run(7, false).is_from_fork());
+    }
+
+    #[test]
+    fn a_run_whose_head_repository_is_null_counts_as_a_fork() {
+        let run: WorkflowRun = serde_json::from_str(
+            r#"{"id": 1, "status": "queued", "event": "pull_request",
+                "repository": {"id": 7, "full_name": "acme/widgets"},
+                "head_repository": null}"#,
+        )
+        .unwrap();
+        assert!(run.is_from_fork(), "a deleted fork fails closed");
     }
 }

@@ -7,12 +7,15 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use hyper::Method;
+use hyper::header::{ACCEPT, AUTHORIZATION, HeaderValue, USER_AGENT};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use reqwest::header::{ACCEPT, AUTHORIZATION, USER_AGENT};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::client::{GitHubError, read_json, status_error};
+use crate::client::Endpoint;
+use crate::error::{GitHubError, status_error};
+use crate::limits::SECONDARY_BACKOFF;
 
 /// How long before expiry an installation token is replaced.
 pub const REFRESH_BEFORE: Duration = Duration::from_secs(300);
@@ -25,10 +28,9 @@ struct AccessToken {
 
 /// An app's identity and the installation tokens it holds.
 pub struct AppCredentials {
-    api_url: String,
+    endpoint: Endpoint,
     app_id: u64,
     key: EncodingKey,
-    http: reqwest::Client,
     refresh_before: chrono::Duration,
     tokens: tokio::sync::Mutex<HashMap<u64, (SecretString, DateTime<Utc>)>>,
 }
@@ -44,19 +46,23 @@ impl std::fmt::Debug for AppCredentials {
 impl AppCredentials {
     /// The app `app_id` with its private key (PEM); `Err` says why the key
     /// is unusable.
-    pub fn new(api_url: &str, app_id: u64, private_key_pem: &[u8]) -> Result<Self, String> {
+    pub fn new(endpoint: &Endpoint, app_id: u64, private_key_pem: &[u8]) -> Result<Self, String> {
         let key = EncodingKey::from_rsa_pem(private_key_pem).map_err(|err| err.to_string())?;
         Ok(Self {
-            api_url: api_url.trim_end_matches('/').to_string(),
+            endpoint: endpoint.clone(),
             app_id,
             key,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("HTTP client builds"),
             refresh_before: chrono::Duration::from_std(REFRESH_BEFORE).expect("small duration"),
             tokens: tokio::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Checks that `private_key_pem` is an RSA private key an app can
+    /// sign with; `Err` says why not (for validation before any I/O).
+    pub fn check_key(private_key_pem: &[u8]) -> Result<(), String> {
+        EncodingKey::from_rsa_pem(private_key_pem)
+            .map(drop)
+            .map_err(|err| err.to_string())
     }
 
     /// Replaces tokens this long before they expire (tests shorten it).
@@ -84,22 +90,34 @@ impl AppCredentials {
             return Ok(token.clone());
         }
         let path = format!("/app/installations/{installation}/access_tokens");
+        let jwt = HeaderValue::from_str(&format!("Bearer {}", self.jwt()?))
+            .map_err(|err| GitHubError::Signing(err.to_string()))?;
         let response = self
-            .http
-            .post(format!("{}{path}", self.api_url))
-            .header(AUTHORIZATION, format!("Bearer {}", self.jwt()?))
-            .header(ACCEPT, "application/vnd.github+json")
-            .header(USER_AGENT, "slurm-actions-gha-poller")
-            .send()
+            .endpoint
+            .http()
+            .send(
+                Method::POST,
+                &format!("{}{path}", self.endpoint.api_url()),
+                vec![
+                    (AUTHORIZATION, jwt),
+                    (
+                        ACCEPT,
+                        HeaderValue::from_static("application/vnd.github+json"),
+                    ),
+                    (USER_AGENT, HeaderValue::from_static("slurm-actions")),
+                ],
+                None,
+            )
             .await
-            .map_err(|source| GitHubError::Transport {
+            .map_err(|failure| GitHubError::Transport {
                 path: path.clone(),
-                source,
+                failure,
             })?;
-        if let Some(err) = status_error(&path, &response) {
+        if let Some(err) = status_error(&path, &response, SECONDARY_BACKOFF) {
             return Err(err);
         }
-        let minted: AccessToken = read_json(&path, response).await?;
+        let minted: AccessToken = serde_json::from_slice(&response.body)
+            .map_err(|err| GitHubError::decode(&path, err))?;
         tracing::info!(installation, expires_at = %minted.expires_at, "installation token minted");
         let token = SecretString::from(minted.token);
         tokens.insert(installation, (token.clone(), minted.expires_at));
