@@ -4,6 +4,7 @@
 //! - [`admin`]: the `/metrics` (Prometheus text) and `/healthz` endpoint.
 //! - [`shutdown`]: SIGTERM/SIGINT mapped to a `CancellationToken`.
 //! - [`nats`]: connection options (URLs, credentials, TLS) and connecting.
+//! - [`nats_metrics`]: the connection's state as a gauge on `/metrics`.
 //! - [`exit`]: errors that map to exit codes (bad config -> 64).
 //! - [`entry`]: what `main` does after parsing: validate, run, exit code.
 #![forbid(unsafe_code)]
@@ -12,6 +13,7 @@ pub mod admin;
 pub mod entry;
 pub mod exit;
 pub mod nats;
+pub mod nats_metrics;
 pub mod shutdown;
 pub mod tasks;
 pub mod telemetry;
