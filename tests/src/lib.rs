@@ -7,6 +7,8 @@
 //!   and shared by the test run.
 //! - [`registry::Registry`]: Debian's `docker-registry` on a free loopback
 //!   port, optionally behind token auth, with test images pushed by skopeo.
+//! - [`metrics_doc`]: `docs/metrics.md` checked against a service's real
+//!   `/metrics`, both ways.
 //! - [`cli`]: the checks every binary passes (`--help`, `--version`, honest
 //!   refusal of what it does not do yet).
 //! - [`eventually()`] / [`eventually_blocking()`]: poll a condition with a
@@ -17,6 +19,7 @@ pub mod cli;
 pub mod eventually;
 pub mod fake_runner;
 pub mod github;
+pub mod metrics_doc;
 pub mod nats;
 pub mod paths;
 pub mod registry;
