@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use gha_proto::Contract;
 use gha_runtime::admin::{self, Health};
+use gha_runtime::nats_metrics::NatsConnection;
 use prometheus_client::registry::Registry;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -34,7 +35,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         anyhow::bail!("serve takes the run configuration");
     };
     let client = nats.connect("gha-poller").await?;
-    let contract = Contract::new(client);
+    let contract = Contract::new(client.clone());
     contract
         .ensure_topology()
         .await
@@ -42,6 +43,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let metrics = PollerMetrics::default();
     let mut registry = Registry::with_prefix("gha_poller");
     metrics.register(&mut registry);
+    NatsConnection::register(&mut registry, &client);
     let health = Health::default();
     health.ok("nats");
     let clients = github.clients();
