@@ -15,6 +15,7 @@ use gha_proto::v1::{UnpackRequest, UnpackResult, UnpackStatus};
 use gha_proto::{Contract, Delivery, topology};
 use gha_runtime::admin::Health;
 use gha_runtime::nats::NatsConfig;
+use gha_runtime::nats_metrics::NatsConnection;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -28,10 +29,12 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 /// Before a transiently failed request is delivered again.
 const RETRY_AFTER: Duration = Duration::from_secs(15);
 
-/// Consumes unpack requests until `shutdown`.
+/// Consumes unpack requests until `shutdown`; `connection` reports the
+/// client's state on `/metrics` once it is made.
 pub async fn consume(
     service: Arc<Service>,
     nats: NatsConfig,
+    connection: NatsConnection,
     health: Health,
     concurrency: usize,
     shutdown: CancellationToken,
@@ -41,6 +44,7 @@ pub async fn consume(
         client = nats.connect("gha-unpacker") => client?,
         _ = shutdown.cancelled() => return Ok(()),
     };
+    connection.watch(&client);
     let contract = Contract::new(client);
     contract
         .ensure_topology()
