@@ -92,6 +92,41 @@ impl PollerMetrics {
             "Pages held by the poll's ETag cache",
             self.etag_cache_entries.clone(),
         );
+        self.prime();
+    }
+
+    /// Creates the usual series at 0, so every family is on `/metrics`
+    /// from the start (a family without series is not exported) and a
+    /// rate over it has a baseline.
+    fn prime(&self) {
+        self.deliveries
+            .get_or_create(&OutcomeLabels {
+                outcome: "published".into(),
+            })
+            .inc_by(0);
+        for reason in ["missing_marker", "label_not_allowed", "fork_pull_request"] {
+            self.refused
+                .get_or_create(&ReasonLabels {
+                    reason: reason.into(),
+                })
+                .inc_by(0);
+        }
+        for source in ["webhook", "poll"] {
+            for kind in ["queued", "status"] {
+                self.published
+                    .get_or_create(&PublishLabels {
+                        source: source.into(),
+                        kind: kind.into(),
+                        duplicate: false.to_string(),
+                    })
+                    .inc_by(0);
+            }
+        }
+        self.passes
+            .get_or_create(&OutcomeLabels {
+                outcome: "ok".into(),
+            })
+            .inc_by(0);
     }
 
     pub fn delivery(&self, outcome: &str) {

@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use gha_proto::Contract;
 use gha_runtime::admin::{self, Health};
+use gha_runtime::nats_metrics::NatsConnection;
 use prometheus_client::registry::Registry;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -82,6 +83,7 @@ pub async fn serve_with(
     let metrics = PollerMetrics::default();
     let mut registry = Registry::with_prefix("gha_poller");
     metrics.register(&mut registry);
+    let connection = NatsConnection::register_pending(&mut registry);
     let health = Health::default();
     health.failing("nats", "connecting");
     let mut tasks: JoinSet<anyhow::Result<&'static str>> = JoinSet::new();
@@ -101,6 +103,7 @@ pub async fn serve_with(
         client = nats.connect("gha-poller") => client?,
         _ = shutdown.cancelled() => return Ok(()),
     };
+    connection.watch(&client);
     let contract = Contract::new(client);
     phase(StartPhase::EnsureTopology).await;
     if !ensure_topology(&contract, &health, &shutdown).await {

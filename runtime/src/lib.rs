@@ -5,6 +5,7 @@
 //! - [`shutdown`]: SIGTERM/SIGINT mapped to a `CancellationToken`.
 //! - [`nats`]: connection options (URLs, credentials, TLS) and connecting.
 //! - [`lease`]: a lease in a KV bucket, for work one replica does at a time.
+//! - [`nats_metrics`]: the connection's state as a gauge on `/metrics`.
 //! - [`exit`]: errors that map to exit codes (bad config -> 64).
 //! - [`entry`]: what `main` does after parsing: validate, run, exit code.
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@ pub mod entry;
 pub mod exit;
 pub mod lease;
 pub mod nats;
+pub mod nats_metrics;
 pub mod shutdown;
 pub mod tasks;
 pub mod telemetry;

@@ -190,7 +190,15 @@ impl<B: BatchSystem, G: GitHubApi, P: Placer> Engine<B, G, P> {
             }
             return false;
         }
-        live.insert(job_id, state.clone());
+        let previous = live.insert(job_id, state.clone());
+        if state.phase() == JobPhase::Running
+            && previous.is_some_and(|previous| previous.phase() != JobPhase::Running)
+        {
+            let waiting = candidate(state);
+            let waited_ms = (now_ms() - waiting.queued_at_unix_ms).max(0);
+            self.metrics
+                .queued_to_running(&waiting.pool, waited_ms as f64 / 1000.0);
+        }
         match state.phase() {
             JobPhase::Queued if !self.is_submitting_here(job_id) => {
                 // Back to waiting (an early death, a crash mid-submission):

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod failpoint;
 pub mod github;
 pub mod jit;
+pub mod live_metrics;
 pub mod metrics;
 pub mod placement;
 pub mod reconcile;

@@ -148,6 +148,7 @@ pub async fn pass<B: BatchSystem, G: GitHubApi, P: Placer>(
         .list(&prefix)
         .await
         .map_err(EngineError::Lookup)?;
+    engine.metrics.slurm_jobs(&jobs);
     let mut report = Pass {
         slurm_queries: 1,
         ..Pass::default()
@@ -309,7 +310,12 @@ pub async fn run_loop<B: BatchSystem, G: GitHubApi, P: Placer>(
             _ = ticker.tick() => {}
         }
         let span = info_span!("reconcile");
-        match pass(&engine).instrument(span).await {
+        let outcome = pass(&engine).instrument(span).await;
+        engine.metrics.reconcile_pass(match &outcome {
+            Ok(_) => "ok",
+            Err(err) => err.metric_label(),
+        });
+        match outcome {
             Ok(report) if report.actions > 0 => info!(actions = report.actions, "reconcile pass"),
             Ok(_) => {}
             Err(err) => {

@@ -10,6 +10,7 @@ use gha_github::{AppCredentials, Auth, Endpoint, GitHubClient};
 use gha_proto::v1::RunnerEvent;
 use gha_proto::{Contract, JobEvent, topology};
 use gha_runtime::admin::{self, Health};
+use gha_runtime::nats_metrics::NatsConnection;
 use gha_runtime::tasks::{Tasks, supervise};
 use prometheus_client::registry::Registry;
 use secrecy::ExposeSecret;
@@ -19,6 +20,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::admission::Admission;
 use crate::engine::{Engine, Placer};
 use crate::github::{GitHubApi, RestGitHub};
+use crate::live_metrics::LiveJobs;
 use crate::metrics::Metrics;
 use crate::run_args::{GitHubAuth, RunConfig};
 use crate::slurm::BatchSystem;
@@ -41,8 +43,14 @@ pub async fn serve<B: BatchSystem, G: GitHubApi, P: Placer>(
     let live = engine.rebuild().await?;
     info!(live, "rebuilt job records from the bucket");
     match reconcile::pass(&engine).await {
-        Ok(pass) => info!(actions = pass.actions, "reconciled at start"),
-        Err(err) => warn!(error = %err, "reconcile at start failed; the loop retries"),
+        Ok(pass) => {
+            engine.metrics.reconcile_pass("ok");
+            info!(actions = pass.actions, "reconciled at start");
+        }
+        Err(err) => {
+            engine.metrics.reconcile_pass(err.metric_label());
+            warn!(error = %err, "reconcile at start failed; the loop retries");
+        }
     }
     let demand = contract.scheduler_jobs(BATCH).await?;
     let events = contract
@@ -198,7 +206,7 @@ async fn answer_jit<B: BatchSystem, G: GitHubApi, P: Placer>(
 /// the admin endpoint, and runs until `shutdown`.
 pub async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let client = config.nats.connect("gha-scheduler").await?;
-    let contract = Contract::new(client);
+    let contract = Contract::new(client.clone());
     contract
         .ensure_topology()
         .await
@@ -230,6 +238,13 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
     let mut registry = Registry::default();
     metrics.register(&mut registry);
     let admission = Admission::new(config.policy.limits.clone());
+    let pools: Vec<String> = config
+        .policy
+        .pools
+        .iter()
+        .map(|pool| pool.name.clone())
+        .collect();
+    metrics.prime_pools(&pools);
     let engine = Engine::new(
         kv,
         SlurmCli::new(config.slurm),
@@ -239,6 +254,9 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
         admission,
         metrics,
     );
+    let scheduler_registry = registry.sub_registry_with_prefix("gha_scheduler");
+    NatsConnection::register(scheduler_registry, &client);
+    LiveJobs::register(scheduler_registry, pools, &engine);
     let mut admin_task = None;
     if let Some(addr) = config.admin_listen {
         let listener = tokio::net::TcpListener::bind(addr)

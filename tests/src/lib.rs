@@ -19,6 +19,8 @@
 //!   layout (`run.sh`, `bin/Runner.Listener`).
 //! - [`tls::TestCa`]: a CA and server certificates made per test run, so
 //!   servers in tests (the GitHub emulator) speak verified TLS.
+//! - [`metrics_doc`]: `docs/metrics.md` checked against a service's real
+//!   `/metrics`, both ways.
 //! - [`cli`]: the checks every binary passes (`--help`, `--version`, honest
 //!   refusal of what it does not do yet).
 //! - [`eventually()`] / [`eventually_blocking()`]: poll a condition with a
@@ -29,15 +31,16 @@ pub mod cli;
 pub mod eventually;
 pub mod fake_runner;
 pub mod github;
+pub mod metrics_doc;
 pub mod nats;
 pub mod nats_cluster;
 pub mod paths;
 pub mod registry;
-pub mod service;
 pub mod runner_image;
+pub mod service;
 pub mod slurm;
-pub mod workflow_stats;
 pub mod tls;
+pub mod workflow_stats;
 
 pub use eventually::{eventually, eventually_blocking};
 pub use nats::NatsServer;

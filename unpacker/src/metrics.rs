@@ -95,6 +95,27 @@ impl UnpackerMetrics {
             "Images removed, by reason",
             self.removed.clone(),
         );
+        self.prime();
+    }
+
+    /// Creates the usual series at 0, so every family is on `/metrics`
+    /// from the start (a family without series is not exported) and a
+    /// rate over it has a baseline.
+    fn prime(&self) {
+        for outcome in ["published", "already_present"] {
+            let labels = OutcomeLabels {
+                outcome: outcome.into(),
+            };
+            self.requests.get_or_create(&labels).inc_by(0);
+            self.unpacks.get_or_create(&labels).inc_by(0);
+        }
+        for reason in ["expired", "deleted"] {
+            self.removed
+                .get_or_create(&ReasonLabels {
+                    reason: reason.into(),
+                })
+                .inc_by(0);
+        }
     }
 
     pub fn request(&self, outcome: &str) {

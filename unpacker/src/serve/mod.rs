@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use gha_runtime::admin::{self, Health};
+use gha_runtime::nats_metrics::NatsConnection;
 use prometheus_client::registry::Registry;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -70,6 +71,12 @@ pub async fn serve_on(
     let metrics = UnpackerMetrics::default();
     let mut registry = Registry::with_prefix("gha_unpacker");
     metrics.register(&mut registry);
+    // Without NATS (`--no-nats`) there is no connection to report.
+    let nats_connection = if config.nats.is_some() {
+        NatsConnection::register_pending(&mut registry)
+    } else {
+        NatsConnection::default()
+    };
     let health = Health::default();
     let service = Arc::new(Service::new(
         publisher,
@@ -105,7 +112,15 @@ pub async fn serve_on(
         let (service, health, shutdown) = (service.clone(), health.clone(), shutdown.clone());
         let concurrency = config.max_concurrent * 2;
         tasks.spawn(async move {
-            nats::consume(service, nats, health, concurrency, shutdown).await?;
+            nats::consume(
+                service,
+                nats,
+                nats_connection,
+                health,
+                concurrency,
+                shutdown,
+            )
+            .await?;
             Ok("NATS consumer")
         });
     }

@@ -18,6 +18,7 @@ use gha_proto::v1::{UnpackRequest, UnpackResult, UnpackStatus};
 use gha_proto::{Contract, Delivery, topology};
 use gha_runtime::admin::Health;
 use gha_runtime::nats::NatsConfig;
+use gha_runtime::nats_metrics::NatsConnection;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -38,9 +39,12 @@ const RETRY_AFTER: Duration = Duration::from_secs(15);
 /// and is tried again after [`retry_delay`]; unpacks under way go on
 /// meanwhile. Only a bad configuration (an unreadable credentials file)
 /// ends it.
+///
+/// `connection` reports the client's state on `/metrics` once it is made.
 pub async fn consume(
     service: Arc<Service>,
     nats: NatsConfig,
+    connection: NatsConnection,
     health: Health,
     concurrency: usize,
     shutdown: CancellationToken,
@@ -52,6 +56,7 @@ pub async fn consume(
         client = nats.connect("gha-unpacker") => client?,
         _ = shutdown.cancelled() => return Ok(()),
     };
+    connection.watch(&client);
     let contract = Contract::new(client);
     let mut consuming = Consuming {
         service,
