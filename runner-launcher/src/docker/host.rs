@@ -58,9 +58,14 @@ pub(super) fn signal(pid: i32, signal: Signal) {
     }
 }
 
-/// Every process whose user namespace is `namespace` (`user:[inode]`).
+/// Every process whose user namespace is `namespace` (`user:[inode]`),
+/// never the caller's own: a daemon's stale pid file whose pid was reused
+/// by a process of the host would otherwise name the host's namespace, and
+/// the caller would kill every process on the node (it did: the machine's
+/// own dockerd went with a test's daemon).
 pub fn processes_in_namespace(namespace: &str) -> Vec<i32> {
-    if namespace.is_empty() {
+    let own = std::fs::read_link("/proc/self/ns/user").ok();
+    if namespace.is_empty() || own.is_some_and(|own| own.as_os_str() == namespace) {
         return Vec::new();
     }
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -127,4 +132,19 @@ pub(super) fn log_tail(log: &Path) -> String {
         .filter(|line| !line.starts_with("+ "))
         .collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_callers_own_user_namespace_is_never_swept() {
+        let own = std::fs::read_link("/proc/self/ns/user").unwrap();
+        assert!(
+            processes_in_namespace(&own.to_string_lossy()).is_empty(),
+            "sweeping our own namespace would kill every process of the host"
+        );
+        assert!(processes_in_namespace("").is_empty());
+    }
 }
